@@ -1,0 +1,20 @@
+"""fastbp: fast CPU training of multilayer perceptrons with Numba kernels.
+
+Importing fastbp compiles nothing: kernels compile (or load from Numba's
+on-disk cache) the first time they run.
+"""
+from ._source_tree import register_sibling_kernels
+
+register_sibling_kernels(__path__[0])
+
+from ._cache import drop_stale_kernel_cache  # noqa: E402
+
+drop_stale_kernel_cache()
+
+from . import optim  # noqa: E402
+from .gradcheck import check_gradients  # noqa: E402
+from .history import History  # noqa: E402
+from .model import MLP  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = ["MLP", "History", "check_gradients", "optim", "__version__"]

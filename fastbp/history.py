@@ -1,0 +1,49 @@
+"""What ``fit`` records: one entry per epoch."""
+
+
+class History:
+    """Per-epoch training record returned by :meth:`fastbp.MLP.fit`.
+
+    Attributes
+    ----------
+    loss : list of float
+        Mean training loss of each epoch (with the L2 penalty, if any).
+    val_loss : list of float
+        Validation loss of each epoch (empty without validation data).
+    val_metric : list of float
+        Validation accuracy (classification) or R² (regression).
+    metric_name : str
+        ``'accuracy'`` or ``'r2'``.
+    epoch_time : list of float
+        Wall time of each epoch in seconds, validation included.
+    best_epoch : int or None
+        Epoch (0-based) with the lowest validation loss.
+    stopped_early : bool
+        True when patience ran out, a callback asked to stop, or the loss diverged.
+    stop_reason : str or None
+    """
+
+    def __init__(self, metric_name):
+        self.metric_name = metric_name
+        self.loss = []
+        self.val_loss = []
+        self.val_metric = []
+        self.epoch_time = []
+        self.best_epoch = None
+        self.stopped_early = False
+        self.stop_reason = None
+
+    @property
+    def n_epochs(self):
+        return len(self.loss)
+
+    def as_dict(self):
+        """A plain dict of lists, e.g. for a DataFrame."""
+        return {"loss": list(self.loss), "val_loss": list(self.val_loss),
+                f"val_{self.metric_name}": list(self.val_metric),
+                "epoch_time": list(self.epoch_time)}
+
+    def __repr__(self):
+        last = f", loss={self.loss[-1]:.4g}" if self.loss else ""
+        val = f", val_loss={self.val_loss[-1]:.4g}" if self.val_loss else ""
+        return f"History(epochs={self.n_epochs}{last}{val}, best_epoch={self.best_epoch})"

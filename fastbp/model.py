@@ -1,0 +1,426 @@
+"""The native model: :class:`MLP`."""
+import sys
+import time
+import warnings
+from numbers import Integral
+
+import numpy as np
+from sklearn.metrics import r2_score
+from tqdm.auto import tqdm
+
+from . import architecture as arch
+from ._threads import resolve_n_jobs, thread_limit
+from ._validation import check_array, check_fraction, check_int
+from .history import History
+from .kernels import train as K
+from .optim import Adam, Optimizer
+
+# Rows forwarded at once by predict/evaluate: bounds their workspace memory.
+PREDICT_CHUNK = 4096
+
+
+class MLP:
+    """A multilayer perceptron trained by backpropagation in Numba kernels.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        Units per layer, input first: ``[n_features, hidden..., n_outputs]``.
+    activation : str or list of str, default 'relu'
+        Hidden activation, one name for all hidden layers or one per layer:
+        identity, logistic, tanh, relu, leaky_relu, prelu, elu, softplus,
+        hard_logistic, hard_tanh.
+    output : str, default 'softmax'
+        Output activation: softmax or any hidden activation.
+    loss : str or None, default None
+        ``cross_entropy`` (softmax output, integer class labels),
+        ``binary_cross_entropy`` (logistic output, 0/1 or multilabel indicator
+        targets) or ``squared_error`` (real targets, ``½·mean Σ (a−y)²``).
+        None takes the output's natural pair: softmax → cross_entropy,
+        logistic → binary_cross_entropy, anything else → squared_error.
+        Squared error fits every output; it goes through the full chain rule
+        for outputs other than identity.
+    dtype : 'float32' or 'float64', default 'float32'
+    seed : int or None
+        Seeds the initial weights, the shuffling and the validation split.
+    gamma : float or None
+        γ of the parametrised activations: the slope of leaky_relu for z ≤ 0
+        (default 0.01), the scale of elu (default 1.0), the initial learnable
+        slopes of prelu (default 0.25).
+
+    Attributes
+    ----------
+    params : 1-D array
+        Every parameter in one flat buffer: all weights, then all biases,
+        then the prelu slopes.
+    coefs_ : list of (fan_in, fan_out) arrays
+        Weight matrices, writable views into ``params``.
+    intercepts_ : list of (fan_out,) arrays
+        Biases, writable views into ``params``.
+    slopes_ : dict {layer index: (fan_out,) array}
+        Learnable prelu slopes, views into ``params`` (layer 0 is the first hidden layer).
+    n_params, n_coefs : int
+        Size of ``params`` and of its leading block of weights.
+    history_ : History or None
+        Record of the last ``fit``.
+    """
+
+    def __init__(self, layer_sizes, activation="relu", output="softmax", loss=None,
+                 dtype="float32", seed=None, gamma=None):
+        sizes = arch.check_layer_sizes(layer_sizes)
+        hidden = arch.check_hidden_activations(activation, len(sizes) - 2)
+        if output not in arch.OUTPUT_ACTIVATIONS:
+            raise ValueError(f"unknown output {output!r}; choose one of "
+                             f"{sorted(arch.OUTPUT_ACTIVATIONS)}")
+        loss = arch.natural_loss(output) if loss is None else loss
+        arch.check_loss(output, loss)
+        if output == "softmax" and sizes[-1] < 2:
+            raise ValueError("a softmax output needs at least 2 units "
+                             f"(got {sizes[-1]}); use output='logistic' for one")
+        dtype = arch.check_dtype(dtype)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, Integral)
+                                 or not 0 <= seed < 2 ** 32):
+            raise ValueError(f"seed must be None or an int in [0, 2**32), got {seed!r}")
+        names = hidden + [output]
+        gammas = arch.check_gamma(gamma, names)
+
+        self.layer_sizes = sizes
+        self.activation = hidden
+        self.output = output
+        self.loss = loss
+        self.dtype = np.dtype(dtype)
+        self.seed = seed
+        self.gamma = gamma
+        self._layout = arch.Layout(sizes, names, gammas)
+        self._loss_code = arch.LOSSES[loss]
+        self._canonical = arch.CANONICAL_LOSS.get(output) == loss
+        # constant γ per layer for the kernels (prelu reads its slopes from params instead)
+        self._gammas = np.array([0.0 if n == "prelu" else g for n, g in zip(names, gammas)],
+                                dtype=self.dtype)
+        self._rng = np.random.RandomState(seed)
+        self._params = np.empty(self._layout.n_params, dtype=self.dtype)
+        self.coefs_, self.intercepts_, self.slopes_ = self._layout.views(self._params)
+        self._optimizer = None
+        self._opt_state = None
+        self.history_ = None
+        self._initialize()
+
+    # ------------------------------------------------------------------ parameters
+    def _initialize(self):
+        """Glorot-uniform weights and biases, as scikit-learn's MLPs.
+
+        Bound ``√(6/(fan_in+fan_out))`` (``√(2/…)`` for logistic layers), the
+        same range for the biases; prelu slopes start at γ.
+        """
+        for l, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
+            fan_in, fan_out = W.shape
+            factor = 2.0 if self._layout.activations[l] == "logistic" else 6.0
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            W[...] = self._rng.uniform(-bound, bound, (fan_in, fan_out))
+            b[...] = self._rng.uniform(-bound, bound, fan_out)
+        for l, slopes in self.slopes_.items():
+            slopes[...] = self._layout.gamma_per_layer[l]
+
+    @property
+    def params(self):
+        return self._params
+
+    @params.setter
+    def params(self, value):
+        value = check_array(value, "params", self.dtype, ndim=1)
+        if value.shape != self._params.shape:
+            raise ValueError(f"params must have shape {self._params.shape}, got {value.shape}")
+        self._params[...] = value
+
+    @property
+    def n_params(self):
+        return self._layout.n_params
+
+    @property
+    def n_coefs(self):
+        return self._layout.n_coefs
+
+    @property
+    def is_classifier(self):
+        return self.loss != "squared_error"
+
+    def __repr__(self):
+        return (f"MLP({self._layout.describe()}, loss={self.loss!r}, "
+                f"dtype={self.dtype.name}, n_params={self.n_params})")
+
+    def astype(self, dtype):
+        """A copy of the model (architecture and parameters) in another dtype."""
+        clone = MLP(self.layer_sizes, self.activation, self.output, self.loss, dtype,
+                    self.seed, self.gamma)
+        clone._params[...] = self._params
+        return clone
+
+    # ------------------------------------------------------------------ inputs
+    def _check_X(self, X, name="X"):
+        X = check_array(X, name, self.dtype)
+        if X.shape[1] != self.layer_sizes[0]:
+            raise ValueError(f"{name} has {X.shape[1]} features, the model expects "
+                             f"{self.layer_sizes[0]}")
+        return X
+
+    def _check_targets(self, y, n_samples, name="y"):
+        """Targets as a C-contiguous ``(n_samples, n_outputs)`` array of the model's dtype."""
+        n_out = self.layer_sizes[-1]
+        try:
+            y = np.asarray(y)
+        except Exception as exc:
+            raise ValueError(f"{name} could not be read as an array: {exc}") from None
+        if y.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must be numeric, got dtype {y.dtype}")
+        if y.shape[:1] != (n_samples,):
+            raise ValueError(f"{name} has {y.shape[0] if y.ndim else 0} samples, "
+                             f"X has {n_samples}")
+        if not np.all(np.isfinite(y)):
+            raise ValueError(f"{name} contains NaN or infinity")
+        if self.loss == "cross_entropy" and y.ndim == 1:
+            if np.any(y != np.round(y)) or y.min() < 0 or y.max() >= n_out:
+                raise ValueError(f"{name} must hold integer class labels in [0, {n_out}) "
+                                 f"for a softmax output of {n_out} units")
+            Y = np.zeros((n_samples, n_out), dtype=self.dtype)
+            Y[np.arange(n_samples), y.astype(np.int64)] = 1
+            return Y
+        if y.ndim == 1 and n_out == 1:
+            y = y.reshape(-1, 1)
+        if y.ndim != 2 or y.shape[1] != n_out:
+            expected = f"({n_samples},) or " if n_out == 1 else ""
+            if self.loss == "cross_entropy":
+                expected = f"({n_samples},) integer labels or "
+            raise ValueError(f"{name} must have shape {expected}({n_samples}, {n_out}) for "
+                             f"{n_out} output unit(s), got {y.shape}")
+        if self.loss != "squared_error" and (y.min() < 0 or y.max() > 1):
+            raise ValueError(f"{name} must hold values in [0, 1] for {self.loss}")
+        if self.loss == "cross_entropy" and not np.allclose(y.sum(axis=1), 1, atol=1e-3):
+            raise ValueError(f"{name} rows must sum to 1 (one-hot or class probabilities)")
+        return np.ascontiguousarray(y, dtype=self.dtype)
+
+    # ------------------------------------------------------------------ inference
+    def _forward(self, X):
+        out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
+        acts, zs, _ = self._layout.workspace(min(X.shape[0], PREDICT_CHUNK), self.dtype)
+        K.predict_rows(X, self._params, self._layout.layers, self._gammas, acts, zs, out)
+        return out
+
+    def predict_proba(self, X):
+        """Output probabilities ``(n_samples, n_outputs)`` of a softmax or logistic model."""
+        if not self.is_classifier:
+            raise ValueError(f"predict_proba needs a classification loss, this model "
+                             f"uses {self.loss!r}; use predict")
+        return self._forward(self._check_X(X))
+
+    def predict(self, X):
+        """Class labels (cross-entropy), 0/1 indicators (binary cross-entropy) or outputs.
+
+        Returns ``(n_samples,)`` when the model has one output (or is a
+        softmax classifier), else ``(n_samples, n_outputs)``.
+        """
+        out = self._forward(self._check_X(X))
+        if self.loss == "cross_entropy":
+            return out.argmax(axis=1)
+        if self.loss == "binary_cross_entropy":
+            out = (out > 0.5).astype(np.int64)
+        return out[:, 0] if out.shape[1] == 1 else out
+
+    def _evaluate(self, X, Y):
+        """``{'loss', metric}`` for checked arrays."""
+        out = np.empty_like(Y)
+        acts, zs, deltas = self._layout.workspace(min(X.shape[0], PREDICT_CHUNK), self.dtype)
+        loss = K.evaluate_rows(X, Y, self._params, self._layout.layers, self._gammas,
+                               self._loss_code, acts, zs, deltas, out)
+        if self.loss == "cross_entropy":
+            return {"loss": loss, "accuracy": float(np.mean(out.argmax(1) == Y.argmax(1)))}
+        if self.loss == "binary_cross_entropy":
+            return {"loss": loss, "accuracy": float(np.mean(np.all((out > 0.5) == (Y > 0.5),
+                                                                   axis=1)))}
+        return {"loss": loss, "r2": float(r2_score(Y, out))}
+
+    def evaluate(self, X, y):
+        """Mean loss on ``(X, y)`` plus accuracy (classification) or R² (regression).
+
+        Accuracy of a logistic model counts a sample as right when all its
+        labels are (subset accuracy, as scikit-learn).
+        """
+        X = self._check_X(X)
+        return self._evaluate(X, self._check_targets(y, X.shape[0]))
+
+    def loss_and_grad(self, X, y, l2=0.0):
+        """Mean loss (+ ``l2/2 ‖W‖²``) of ``(X, y)`` and its gradient as a new flat array.
+
+        For custom training loops: the gradient has the layout of ``params``
+        and can be given to an optimizer's ``update``.
+        """
+        X = self._check_X(X)
+        Y = self._check_targets(y, X.shape[0])
+        if isinstance(l2, bool) or not np.isscalar(l2) or not np.isfinite(l2) or l2 < 0:
+            raise ValueError(f"l2 must be a finite number >= 0, got {l2!r}")
+        grads = np.empty_like(self._params)
+        acts, zs, deltas = self._layout.workspace(X.shape[0], self.dtype)
+        loss = K.forward_backward(X, Y, self._params, grads, self._layout.layers, self._gammas,
+                                  self._loss_code, self._canonical, float(l2), acts, zs, deltas)
+        return float(loss), grads
+
+    # ------------------------------------------------------------------ training
+    def fit(self, X, y, optimizer=None, epochs=10, batch_size=32, shuffle=True,
+            validation_data=None, validation_fraction=None, patience=None,
+            restore_best=True, callbacks=(), verbose=1, n_jobs=None):
+        """Train with minibatches, one kernel call per epoch.
+
+        Parameters
+        ----------
+        X : (n_samples, n_features) array
+        y : targets, see the class docstring for each loss
+        optimizer : fastbp.optim optimizer, default ``Adam()``
+            Its state carries over to the next ``fit`` with the same object.
+        epochs : int, default 10
+        batch_size : int, default 32 (capped at the number of training samples)
+        shuffle : bool, default True
+            Draw a new order of the samples every epoch.
+        validation_data : (X_val, y_val), optional
+        validation_fraction : float in (0, 1), optional
+            Hold out this share of (X, y), drawn at random, for validation.
+        patience : int, optional
+            Stop when the validation loss has not improved for this many
+            epochs (needs validation data).
+        restore_best : bool, default True
+            With validation data, end with the weights of the epoch that had
+            the lowest validation loss.
+        callbacks : sequence of callables ``f(epoch, logs, model)``
+            Called after every epoch with the epoch's ``logs`` dict; return
+            True to stop training.
+        verbose : int, default 1
+            0: silent; 1: a progress bar when stderr is a terminal; 2: one
+            line per epoch.
+        n_jobs : int, optional
+            Threads for the kernels and the BLAS they call (-1: all cores).
+
+        Returns
+        -------
+        History
+            Also kept as ``model.history_``.
+        """
+        # -- every check first: nothing changes before the input is known to be good
+        X = self._check_X(X)
+        Y = self._check_targets(y, X.shape[0])
+        optimizer = Adam() if optimizer is None else optimizer
+        if not isinstance(optimizer, Optimizer):
+            raise ValueError(f"optimizer must be a fastbp.optim optimizer, got {optimizer!r}")
+        epochs = check_int(epochs, "epochs")
+        batch_size = check_int(batch_size, "batch_size")
+        patience = check_int(patience, "patience", allow_none=True)
+        verbose = check_int(verbose, "verbose", low=0)
+        for flag, name in ((shuffle, "shuffle"), (restore_best, "restore_best")):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise ValueError(f"{name} must be a bool, got {flag!r}")
+        callbacks = list(callbacks)
+        for cb in callbacks:
+            if not callable(cb):
+                raise ValueError(f"callbacks must be callables, got {cb!r}")
+        if validation_data is not None and validation_fraction is not None:
+            raise ValueError("give validation_data or validation_fraction, not both")
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (X_val, y_val)")
+            X_val = self._check_X(validation_data[0], "X_val")
+            Y_val = self._check_targets(validation_data[1], X_val.shape[0], "y_val")
+        elif validation_fraction is not None:
+            fraction = check_fraction(validation_fraction, "validation_fraction")
+            n_val = int(round(fraction * X.shape[0]))
+            if n_val < 1 or n_val >= X.shape[0]:
+                raise ValueError(f"validation_fraction={fraction} leaves {n_val} of "
+                                 f"{X.shape[0]} samples for validation; need at least one "
+                                 "sample on each side")
+        if patience is not None and validation_data is None and validation_fraction is None:
+            raise ValueError("patience needs validation_data or validation_fraction")
+        resolve_n_jobs(n_jobs)
+
+        # -- from here on the model changes
+        if validation_fraction is not None:
+            order = self._rng.permutation(X.shape[0])
+            X_val, Y_val = X[order[:n_val]], Y[order[:n_val]]
+            X, Y = X[order[n_val:]], Y[order[n_val:]]
+        has_val = validation_data is not None or validation_fraction is not None
+        if optimizer is not self._optimizer or self._opt_state is None:
+            self._optimizer = optimizer
+            self._opt_state = optimizer.init(self._params, n_decay=self.n_coefs)
+        state = self._opt_state
+        history = History("accuracy" if self.is_classifier else "r2")
+        self.history_ = history
+        self._train(X, Y, optimizer, state, history, epochs, min(batch_size, X.shape[0]),
+                    shuffle, (X_val, Y_val) if has_val else None, patience, restore_best,
+                    callbacks, verbose, n_jobs)
+        return history
+
+    def _train(self, X, Y, optimizer, state, history, epochs, batch_size, shuffle, val,
+               patience, restore_best, callbacks, verbose, n_jobs):
+        layout = self._layout
+        n = X.shape[0]
+        n_steps = -(-n // batch_size)
+        grads = np.empty_like(self._params)
+        x_batch = np.empty(batch_size * X.shape[1], dtype=self.dtype)
+        y_batch = np.empty(batch_size * Y.shape[1], dtype=self.dtype)
+        acts, zs, deltas = layout.workspace(batch_size, self.dtype)
+        hyper, l2 = optimizer.hyper(), optimizer.l2
+        best_loss, best_params, waited = np.inf, None, 0
+        bar = tqdm(total=epochs, unit="epoch", leave=False,
+                   disable=not (verbose == 1 and sys.stderr.isatty()))
+        try:
+            with thread_limit(n_jobs):
+                for epoch in range(epochs):
+                    start = time.perf_counter()
+                    perm = self._rng.permutation(n) if shuffle else np.arange(n)
+                    loss = K.train_epoch(X, Y, perm, batch_size, self._params, grads,
+                                         state.buffers, layout.layers, self._gammas,
+                                         self._loss_code, self._canonical, l2, optimizer.code,
+                                         hyper, state.step, state.n_decay, x_batch, y_batch,
+                                         acts, zs, deltas)
+                    if not np.isfinite(loss):
+                        history.stopped_early, history.stop_reason = True, "diverged"
+                        warnings.warn(
+                            f"training diverged in epoch {epoch}: the loss is not finite "
+                            "(try a smaller learning rate); stopped before the failing "
+                            "step's update", RuntimeWarning, stacklevel=3)
+                        break
+                    state.step += n_steps
+                    logs = {"loss": float(loss)}
+                    history.loss.append(float(loss))
+                    if val is not None:
+                        scores = self._evaluate(*val)
+                        logs["val_loss"] = scores["loss"]
+                        logs[f"val_{history.metric_name}"] = scores[history.metric_name]
+                        history.val_loss.append(scores["loss"])
+                        history.val_metric.append(scores[history.metric_name])
+                        if scores["loss"] < best_loss:
+                            best_loss, waited = scores["loss"], 0
+                            history.best_epoch = epoch
+                            if restore_best:
+                                best_params = self._params.copy()
+                        else:
+                            waited += 1
+                    history.epoch_time.append(time.perf_counter() - start)
+                    self._report(bar, verbose, epoch, epochs, logs, n / history.epoch_time[-1])
+                    if patience is not None and waited >= patience:
+                        history.stopped_early, history.stop_reason = True, "patience"
+                        break
+                    if any(cb(epoch, logs, self) is True for cb in callbacks):
+                        history.stopped_early, history.stop_reason = True, "callback"
+                        break
+        except KeyboardInterrupt:
+            history.stopped_early, history.stop_reason = True, "interrupted"
+            raise
+        finally:
+            bar.close()
+            if best_params is not None and history.best_epoch != history.n_epochs - 1:
+                self._params[...] = best_params
+
+    @staticmethod
+    def _report(bar, verbose, epoch, epochs, logs, samples_per_s):
+        text = {k: f"{v:.4g}" for k, v in logs.items()}
+        if verbose >= 2:
+            fields = " ".join(f"{k}={v}" for k, v in text.items())
+            print(f"epoch {epoch + 1}/{epochs} {fields} ({samples_per_s:,.0f} samples/s)")
+        bar.set_postfix(text, refresh=False)
+        bar.update(1)

@@ -1,0 +1,21 @@
+"""The one place where the jit flags of every kernel live.
+
+``FASTMATH`` is an explicit flag set rather than ``fastmath=True``: it leaves out
+``nnan`` and ``ninf`` so that non-finite values keep their IEEE meaning and a
+diverging fit can be detected.
+"""
+import numba
+
+FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+CACHE = True
+NOGIL = True
+
+
+def kernel(fn):
+    """Compile ``fn`` lazily as a Numba kernel with the project's flags."""
+    return numba.njit(fastmath=set(FASTMATH), cache=CACHE, nogil=NOGIL)(fn)
+
+
+def inline(fn):
+    """Compile ``fn`` as a scalar helper that is always inlined into its caller."""
+    return numba.njit(inline="always", fastmath=set(FASTMATH), cache=CACHE, nogil=NOGIL)(fn)

@@ -1,0 +1,130 @@
+"""Fused dense-layer kernels: forward (affine + bias + activation) and backward.
+
+Shapes follow scikit-learn: ``W`` is ``(fan_in, fan_out)``, activations are
+``(n_samples, width)``. The matrix products go to BLAS (``np.dot`` with an
+output buffer, so nothing is allocated); everything elementwise around them is
+fused into a single pass over the product while it is still in cache.
+
+``gamma`` with ``gamma_stride`` gives the activation parameter of column ``j``
+as ``gamma[j * gamma_stride]``: stride 1 reads a per-neuron vector (prelu's
+learnable slopes), stride 0 broadcasts one constant (leaky_relu, elu).
+"""
+import numpy as np
+
+from ._config import kernel
+from .activations import IDENTITY, PRELU, SOFTMAX, activate, derivative_from_output
+
+
+@kernel
+def dense_forward(a_in, W, b, code, gamma, gamma_stride, z_out, a_out):
+    """Write ``a_out = f(a_in @ W + b)`` in place.
+
+    Parameters
+    ----------
+    a_in : (n_samples, fan_in) array
+    W : (fan_in, fan_out) array
+    b : (fan_out,) array
+    code : int, activation code (``SOFTMAX`` normalises each row)
+    gamma, gamma_stride : activation parameter, see the module docstring
+    z_out : (n_samples, fan_out) array
+        Receives the pre-activations, for prelu only (backward reads them);
+        for every other activation it is not touched and may alias ``a_out``.
+    a_out : (n_samples, fan_out) array, written in place
+    """
+    store_z = code == PRELU
+    product = z_out if store_z else a_out
+    np.dot(a_in, W, product)
+    n, fan_out = a_out.shape
+    if code == SOFTMAX:
+        for i in range(n):
+            row_max = -np.inf
+            for j in range(fan_out):
+                v = product[i, j] + b[j]
+                a_out[i, j] = v
+                row_max = v if v > row_max else row_max
+            total = a_out[i, 0] * 0
+            for j in range(fan_out):
+                e = np.exp(a_out[i, j] - row_max)
+                a_out[i, j] = e
+                total += e
+            inv = 1 / total
+            for j in range(fan_out):
+                a_out[i, j] *= inv
+        return
+    for i in range(n):
+        for j in range(fan_out):
+            z = product[i, j] + b[j]
+            if store_z:
+                z_out[i, j] = z
+            a_out[i, j] = activate(z, code, gamma[j * gamma_stride])
+
+
+@kernel
+def activation_backward(grad, a, z, code, gamma, gamma_stride, gamma_grad):
+    """Turn ``grad = ∂loss/∂a`` into ``δ = ∂loss/∂z`` in place.
+
+    For prelu, also write ``gamma_grad[j] = Σ_i grad[i, j] · min(z[i, j], 0)``,
+    the gradient of its learnable slopes; ``gamma_grad`` is not touched for
+    the other activations. For softmax (an output with a non-canonical loss)
+    the full Jacobian is applied: ``δ = a ⊙ (grad - Σ_k grad_k a_k)``.
+    ``z`` is read by prelu only; for the others it may alias ``a``.
+    """
+    n, width = grad.shape
+    if code == IDENTITY:
+        return
+    if code == SOFTMAX:
+        for i in range(n):
+            dot = grad[i, 0] * 0
+            for j in range(width):
+                dot += grad[i, j] * a[i, j]
+            for j in range(width):
+                grad[i, j] = a[i, j] * (grad[i, j] - dot)
+        return
+    is_prelu = code == PRELU
+    if is_prelu:
+        gamma_grad[:] = 0
+    for i in range(n):
+        for j in range(width):
+            g = grad[i, j]
+            if is_prelu and z[i, j] < 0:
+                gamma_grad[j] += g * z[i, j]
+            grad[i, j] = g * derivative_from_output(a[i, j], z[i, j], code, gamma[j * gamma_stride])
+
+
+@kernel
+def dense_backward(a_in, delta, W, l2, coef_grad, intercept_grad,
+                   propagate, z_in, code_in, gamma_in, gamma_stride_in, gamma_grad_in, delta_in):
+    """Gradients of one dense layer, and the δ of the layer below it.
+
+    Writes ``coef_grad = a_inᵀ δ + l2·W`` and ``intercept_grad = Σ_rows δ``.
+    When ``propagate`` is true, also writes
+    ``delta_in = (δ Wᵀ) ⊙ f'_in`` with the activation of the layer below
+    (``code_in``, ``gamma_in``, its pre-activations ``z_in`` for prelu, and its
+    slope gradient ``gamma_grad_in``); the first layer passes ``False`` and no
+    gradient with respect to the input is computed.
+
+    Returns
+    -------
+    float
+        The L2 penalty ``l2/2 · ‖W‖²``, summed in the same pass that folds
+        the L2 term into the gradient.
+    """
+    np.dot(a_in.T, delta, coef_grad)
+    fan_in, fan_out = coef_grad.shape
+    penalty = 0.0
+    if l2 != 0:
+        for k in range(fan_in):
+            for j in range(fan_out):
+                w = W[k, j]
+                coef_grad[k, j] += l2 * w
+                penalty += w * w
+        penalty *= 0.5 * l2
+    n = delta.shape[0]
+    intercept_grad[:] = 0
+    for i in range(n):
+        for j in range(fan_out):
+            intercept_grad[j] += delta[i, j]
+    if propagate:
+        np.dot(delta, W.T, delta_in)
+        activation_backward(delta_in, a_in, z_in, code_in, gamma_in, gamma_stride_in, gamma_grad_in)
+    return penalty

@@ -1,0 +1,146 @@
+"""Slow, obviously-correct NumPy versions of everything the kernels compute.
+
+Written for clarity, in float64, straight from the formulas: forward
+``z = a W + b``, ``a = f(z)``; derivatives from ``z`` (not from the output, as
+the kernels do); the output δ through the general chain rule for every pair,
+so the kernels' shortcut ``δ = a − y`` is checked rather than repeated.
+"""
+import numpy as np
+
+HIDDEN = ["identity", "logistic", "tanh", "relu", "leaky_relu", "prelu", "elu",
+          "softplus", "hard_logistic", "hard_tanh"]
+
+
+def activate(z, name, g):
+    if name == "identity":
+        return z
+    if name == "logistic":
+        return 1 / (1 + np.exp(-z))
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "relu":
+        return np.maximum(z, 0)
+    if name in ("leaky_relu", "prelu"):
+        return np.where(z > 0, z, g * z)
+    if name == "elu":
+        return np.where(z > 0, z, g * (np.exp(z) - 1))
+    if name == "softplus":
+        return np.log1p(np.exp(z))
+    if name == "hard_logistic":
+        return np.clip(0.25 * z + 0.5, 0, 1)
+    if name == "hard_tanh":
+        return np.clip(z, -1, 1)
+    if name == "softmax":
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    raise ValueError(name)
+
+
+def derivative(z, name, g):
+    """f'(z), elementwise (not defined for softmax)."""
+    if name == "identity":
+        return np.ones_like(z)
+    if name == "logistic":
+        s = 1 / (1 + np.exp(-z))
+        return s * (1 - s)
+    if name == "tanh":
+        return 1 - np.tanh(z) ** 2
+    if name == "relu":
+        return (z > 0).astype(z.dtype)
+    if name in ("leaky_relu", "prelu"):
+        return np.where(z > 0, 1.0, g * np.ones_like(z))
+    if name == "elu":
+        return np.where(z > 0, 1.0, g * np.exp(z))
+    if name == "softplus":
+        return 1 / (1 + np.exp(-z))
+    if name == "hard_logistic":
+        return np.where((z > -2) & (z < 2), 0.25, 0.0)
+    if name == "hard_tanh":
+        return np.where((z > -1) & (z < 1), 1.0, 0.0)
+    raise ValueError(name)
+
+
+def chain(grad_a, z, a, name, g):
+    """∂loss/∂z from ∂loss/∂a, and the gradient of prelu's slopes (or None)."""
+    if name == "softmax":
+        # full Jacobian per row: J = diag(a) − a aᵀ
+        out = np.empty_like(grad_a)
+        for i in range(a.shape[0]):
+            J = np.diag(a[i]) - np.outer(a[i], a[i])
+            out[i] = J @ grad_a[i]
+        return out, None
+    slope_grad = (grad_a * np.minimum(z, 0)).sum(axis=0) if name == "prelu" else None
+    return grad_a * derivative(z, name, g), slope_grad
+
+
+def loss_value(a, Y, loss):
+    """Mean over rows of the summed per-output loss."""
+    n = a.shape[0]
+    if loss == "squared_error":
+        return 0.5 * np.sum((a - Y) ** 2) / n
+    if loss == "cross_entropy":
+        return -np.sum(Y * np.log(a)) / n
+    if loss == "binary_cross_entropy":
+        return -np.sum(Y * np.log(a) + (1 - Y) * np.log(1 - a)) / n
+    raise ValueError(loss)
+
+
+def loss_grad_a(a, Y, loss):
+    """∂(mean loss)/∂a."""
+    n = a.shape[0]
+    if loss == "squared_error":
+        return (a - Y) / n
+    if loss == "cross_entropy":
+        return -Y / a / n
+    if loss == "binary_cross_entropy":
+        return (a - Y) / (a * (1 - a)) / n
+    raise ValueError(loss)
+
+
+def forward(x, coefs, intercepts, names, gammas):
+    """Lists of pre-activations and activations (``acts[0]`` is ``x``)."""
+    zs, acts = [], [x]
+    for W, b, name, g in zip(coefs, intercepts, names, gammas):
+        z = acts[-1] @ W + b
+        zs.append(z)
+        acts.append(activate(z, name, g))
+    return zs, acts
+
+
+def loss_and_grads(x, Y, coefs, intercepts, names, gammas, loss, l2=0.0):
+    """Mean loss + ``l2/2 Σ‖W‖²`` and its gradient with respect to every parameter.
+
+    ``gammas[l]`` is a scalar, or a per-unit vector for prelu layers.
+    Returns ``(loss, coef_grads, intercept_grads, slope_grads)``; ``slope_grads``
+    maps prelu layer index → gradient.
+    """
+    zs, acts = forward(x, coefs, intercepts, names, gammas)
+    value = loss_value(acts[-1], Y, loss) + 0.5 * l2 * sum(np.sum(W * W) for W in coefs)
+    grad_a = loss_grad_a(acts[-1], Y, loss)
+    coef_grads, intercept_grads, slope_grads = [None] * len(coefs), [None] * len(coefs), {}
+    for l in range(len(coefs) - 1, -1, -1):
+        delta, slope_grad = chain(grad_a, zs[l], acts[l + 1], names[l], gammas[l])
+        if slope_grad is not None:
+            slope_grads[l] = slope_grad
+        coef_grads[l] = acts[l].T @ delta + l2 * coefs[l]
+        intercept_grads[l] = delta.sum(axis=0)
+        grad_a = delta @ coefs[l].T
+    return value, coef_grads, intercept_grads, slope_grads
+
+
+def sgd_step(p, g, velocity, lr, momentum, nesterov):
+    """scikit-learn's SGD: returns new (p, velocity)."""
+    if momentum == 0:
+        return p - lr * g, velocity
+    v = momentum * velocity - lr * g
+    update = momentum * v - lr * g if nesterov else v
+    return p + update, v
+
+
+def adam_step(p, g, m, v, t, lr, b1, b2, eps, weight_decay=0.0):
+    """scikit-learn's Adam; ``weight_decay`` is AdamW's decoupled shrink."""
+    p = p * (1 - lr * weight_decay)
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    lr_t = lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+    return p - lr_t * m / (np.sqrt(v) + eps), m, v

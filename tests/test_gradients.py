@@ -1,0 +1,97 @@
+"""Full backward pass against central differences (float64) and the NumPy reference."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from conftest import DTYPES, assert_close
+import reference as ref
+import fastbp
+
+TOLERANCE = 1e-6
+PAIRS = [("softmax", "cross_entropy"), ("logistic", "binary_cross_entropy"),
+         ("identity", "squared_error"), ("logistic", "squared_error"),
+         ("tanh", "squared_error"), ("softmax", "squared_error"), ("relu", "squared_error"),
+         ("leaky_relu", "squared_error"), ("prelu", "squared_error"), ("elu", "squared_error"),
+         ("softplus", "squared_error"), ("hard_logistic", "squared_error"),
+         ("hard_tanh", "squared_error")]
+
+
+def data(model, n, rng):
+    X = rng.standard_normal((n, model.layer_sizes[0]))
+    k = model.layer_sizes[-1]
+    if model.loss == "cross_entropy":
+        y = rng.integers(0, k, n)
+    elif model.loss == "binary_cross_entropy":
+        y = rng.integers(0, 2, (n, k))
+    else:
+        y = rng.standard_normal((n, k))
+    return X, y
+
+
+@pytest.mark.parametrize("activation", ref.HIDDEN)
+def test_backprop_matches_central_differences_per_hidden_activation(activation, rng):
+    model = fastbp.MLP([5, 4, 3, 3], activation=activation, dtype="float64", seed=1)
+    # move prelu's slopes off their shared start value so each is checked on its own
+    for slopes in model.slopes_.values():
+        slopes[...] = rng.uniform(0.05, 0.5, slopes.shape)
+    X, y = data(model, 6, rng)
+    assert fastbp.check_gradients(model, X, y, l2=0.1) <= TOLERANCE
+
+
+@pytest.mark.parametrize("output,loss", PAIRS)
+def test_backprop_matches_central_differences_per_output_loss_pair(output, loss, rng):
+    model = fastbp.MLP([4, 5, 3], activation="tanh", output=output, loss=loss,
+                       dtype="float64", seed=2)
+    X, y = data(model, 7, rng)
+    assert fastbp.check_gradients(model, X, y) <= TOLERANCE
+
+
+def test_gradient_check_detects_a_wrong_gradient(rng, monkeypatch):
+    """The check itself must be able to fail: corrupt one gradient entry."""
+    model = fastbp.MLP([3, 4, 2], activation="tanh", dtype="float64", seed=3)
+    X, y = data(model, 5, rng)
+    original = fastbp.MLP.loss_and_grad
+
+    def corrupted(self, X, y, l2=0.0):
+        loss, grad = original(self, X, y, l2)
+        grad[7] *= 1.001
+        return loss, grad
+
+    monkeypatch.setattr(fastbp.MLP, "loss_and_grad", corrupted)
+    assert fastbp.check_gradients(model, X, y) > 1e-4
+
+
+def reference_grads(model, X, y, l2):
+    """The reference's loss and flat gradient, in the model's layout."""
+    gammas = []
+    for l, name in enumerate(model._layout.activations):
+        gammas.append(model.slopes_[l].astype(np.float64) if name == "prelu"
+                      else model._layout.gamma_per_layer[l])
+    Y = model._check_targets(y, X.shape[0]).astype(np.float64)
+    value, cg, ig, sg = ref.loss_and_grads(
+        X.astype(model.dtype).astype(np.float64), Y,
+        [W.astype(np.float64) for W in model.coefs_],
+        [b.astype(np.float64) for b in model.intercepts_],
+        model._layout.activations, gammas, model.loss, l2)
+    flat = np.concatenate([W.ravel() for W in cg] + ig + [sg[l] for l in sorted(sg)])
+    return value, flat
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.integers(1, 6), min_size=2, max_size=4),
+       activation=st.sampled_from(ref.HIDDEN),
+       pair=st.sampled_from(PAIRS),
+       n=st.integers(1, 9),
+       dtype=st.sampled_from(DTYPES),
+       seed=st.integers(0, 2 ** 16))
+def test_loss_and_grad_matches_reference(sizes, activation, pair, n, dtype, seed):
+    output, loss = pair
+    if output == "softmax":
+        sizes = sizes[:-1] + [max(2, sizes[-1])]
+    model = fastbp.MLP(sizes, activation=activation, output=output, loss=loss,
+                       dtype=dtype, seed=seed)
+    X, y = data(model, n, np.random.default_rng(seed))
+    value, grad = model.loss_and_grad(X, y, l2=0.05)
+    expected_value, expected_grad = reference_grads(model, X, y, 0.05)
+    assert_close(value, expected_value, dtype, "loss")
+    assert_close(grad, expected_grad, dtype, "gradient")

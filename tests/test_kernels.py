@@ -1,0 +1,186 @@
+"""Every kernel against tests/reference.py, per activation × dtype × odd shapes."""
+import numpy as np
+import pytest
+
+from conftest import DTYPES, SHAPES, assert_close
+import reference as ref
+from fastbp.architecture import LOSSES, OUTPUT_ACTIVATIONS
+from fastbp.kernels import dense, losses, optim
+
+ALL = ref.HIDDEN + ["softmax"]
+GAMMA = {"leaky_relu": 0.1, "elu": 0.7}
+
+
+def gamma_for(name, width, rng, dtype):
+    """(kernel's gamma vector, stride, reference's gamma)."""
+    if name == "prelu":
+        g = rng.uniform(0.05, 0.5, width).astype(dtype)
+        return g, 1, g.astype(np.float64)
+    g = GAMMA.get(name, 0.0)
+    return np.array([g], dtype=dtype), 0, g
+
+
+def draw(rng, dtype, *shape, scale=1.5):
+    return (scale * rng.standard_normal(shape)).astype(dtype)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ALL)
+def test_dense_forward(name, dtype, shape, rng):
+    n, fan_in, fan_out = shape
+    if name == "softmax" and fan_out == 1:
+        fan_out = 2
+    a_in, W, b = draw(rng, dtype, n, fan_in), draw(rng, dtype, fan_in, fan_out), draw(rng, dtype, fan_out)
+    gamma, stride, g_ref = gamma_for(name, fan_out, rng, dtype)
+    z_out = np.full((n, fan_out), np.nan, dtype=dtype)
+    a_out = np.full((n, fan_out), np.nan, dtype=dtype)
+    dense.dense_forward(a_in, W, b, OUTPUT_ACTIVATIONS[name], gamma, stride, z_out, a_out)
+    z = a_in.astype(np.float64) @ W + b
+    assert_close(a_out, ref.activate(z, name, g_ref), dtype, name)
+    if name == "prelu":
+        assert_close(z_out, z, dtype, "prelu keeps z")
+    else:
+        assert np.isnan(z_out).all(), "z_out is written by prelu only"
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ALL)
+def test_activation_backward(name, dtype, shape, rng):
+    n, _, width = shape
+    if name == "softmax" and width == 1:
+        width = 2
+    z = draw(rng, dtype, n, width)
+    gamma, stride, g_ref = gamma_for(name, width, rng, dtype)
+    a = ref.activate(z.astype(np.float64), name, g_ref).astype(dtype)
+    grad = draw(rng, dtype, n, width)
+    expected, slope_expected = ref.chain(grad.astype(np.float64), z.astype(np.float64),
+                                         a.astype(np.float64), name, g_ref)
+    slope_grad = np.full(width, np.nan, dtype=dtype)
+    dense.activation_backward(grad, a, z, OUTPUT_ACTIVATIONS[name], gamma, stride, slope_grad)
+    assert_close(grad, expected, dtype, name)
+    if name == "prelu":
+        assert_close(slope_grad, slope_expected, dtype, "prelu slope gradient")
+    else:
+        assert np.isnan(slope_grad).all()
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name_in", ref.HIDDEN)
+def test_dense_backward(name_in, dtype, shape, rng):
+    """coef/intercept gradients with L2 folded in, δ of the layer below, penalty."""
+    n, fan_in, fan_out = shape
+    z_in = draw(rng, dtype, n, fan_in)
+    gamma, stride, g_ref = gamma_for(name_in, fan_in, rng, dtype)
+    a_in = ref.activate(z_in.astype(np.float64), name_in, g_ref).astype(dtype)
+    W, delta = draw(rng, dtype, fan_in, fan_out), draw(rng, dtype, n, fan_out)
+    l2 = 0.3
+    coef_grad = np.empty((fan_in, fan_out), dtype=dtype)
+    intercept_grad = np.empty(fan_out, dtype=dtype)
+    delta_in = np.empty((n, fan_in), dtype=dtype)
+    slope_grad = np.zeros(fan_in, dtype=dtype)
+    penalty = dense.dense_backward(a_in, delta, W, l2, coef_grad, intercept_grad, True,
+                                   z_in, OUTPUT_ACTIVATIONS[name_in], gamma, stride,
+                                   slope_grad, delta_in)
+    a64, d64, W64 = a_in.astype(np.float64), delta.astype(np.float64), W.astype(np.float64)
+    assert_close(coef_grad, a64.T @ d64 + l2 * W64, dtype, "coef_grad")
+    assert_close(intercept_grad, d64.sum(axis=0), dtype, "intercept_grad")
+    assert_close(penalty, 0.5 * l2 * np.sum(W64 ** 2), dtype, "penalty")
+    expected, slope_expected = ref.chain(d64 @ W64.T, z_in.astype(np.float64), a64,
+                                         name_in, g_ref)
+    assert_close(delta_in, expected, dtype, "delta_in")
+    if name_in == "prelu":
+        assert_close(slope_grad, slope_expected, dtype, "prelu slope gradient")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_backward_first_layer_does_not_propagate(dtype, rng):
+    a_in, delta, W = draw(rng, dtype, 4, 3), draw(rng, dtype, 4, 2), draw(rng, dtype, 3, 2)
+    sentinel = np.full((4, 3), 7.0, dtype=dtype)
+    dense.dense_backward(a_in, delta, W, 0.0, np.empty((3, 2), dtype), np.empty(2, dtype),
+                         False, a_in, 0, np.zeros(1, dtype), 0, np.zeros(1, dtype), sentinel)
+    assert (sentinel == 7.0).all()
+
+
+PAIRS = [("softmax", "cross_entropy"), ("logistic", "binary_cross_entropy"),
+         ("identity", "squared_error"), ("logistic", "squared_error"),
+         ("tanh", "squared_error"), ("softmax", "squared_error"), ("prelu", "squared_error"),
+         ("relu", "squared_error"), ("elu", "squared_error"), ("hard_tanh", "squared_error")]
+
+
+def targets(loss, n, width, rng, dtype):
+    if loss == "cross_entropy":
+        return np.eye(width, dtype=dtype)[rng.integers(0, width, n)]
+    if loss == "binary_cross_entropy":
+        return rng.integers(0, 2, (n, width)).astype(dtype)
+    return draw(rng, dtype, n, width)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output,loss", PAIRS)
+def test_output_delta(output, loss, dtype, shape, rng):
+    n, _, width = shape
+    width = max(width, 2) if output == "softmax" else width
+    z = draw(rng, dtype, n, width)
+    gamma, stride, g_ref = gamma_for(output, width, rng, dtype)
+    a = ref.activate(z.astype(np.float64), output, g_ref).astype(dtype)
+    Y = targets(loss, n, width, rng, dtype)
+    delta = np.empty((n, width), dtype=dtype)
+    slope_grad = np.zeros(width, dtype=dtype)
+    canonical = (output, loss) in PAIRS[:3]
+    total = losses.output_delta(a, Y, z, OUTPUT_ACTIVATIONS[output], gamma, stride, slope_grad,
+                                LOSSES[loss], canonical, 1.0 / n, delta)
+    a64, Y64 = a.astype(np.float64), Y.astype(np.float64)
+    assert_close(total / n, ref.loss_value(a64, Y64, loss), dtype, "loss")
+    expected, slope_expected = ref.chain(ref.loss_grad_a(a64, Y64, loss), z.astype(np.float64),
+                                         a64, output, g_ref)
+    assert_close(delta, expected, dtype, "delta")
+    if output == "prelu":
+        assert_close(slope_grad, slope_expected, dtype, "prelu slope gradient")
+
+
+def test_cross_entropy_clips_zero_probability():
+    a = np.array([[0.0, 1.0]])
+    Y = np.array([[1.0, 0.0]])
+    total = losses.output_delta(a, Y, a, 10, np.zeros(1), 0, np.zeros(1), 0, True, 1.0,
+                                np.empty_like(a))
+    assert total == pytest.approx(-np.log(np.finfo(np.float64).eps))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+def test_sgd_update(momentum, nesterov, dtype, rng):
+    n, n_decay, lr, l2 = 11, 6, 0.05, 0.01
+    p, g = draw(rng, dtype, n), draw(rng, dtype, n)
+    velocity = draw(rng, dtype, n) if momentum else np.empty(0, dtype)
+    g_l2 = g.astype(np.float64) + np.r_[l2 * p[:n_decay].astype(np.float64), np.zeros(n - n_decay)]
+    p_exp, v_exp = ref.sgd_step(p.astype(np.float64), g_l2, velocity.astype(np.float64),
+                                lr, momentum, nesterov)
+    optim.sgd_update(p, g, velocity, lr, momentum, nesterov, l2, n_decay)
+    assert_close(p, p_exp, dtype, "params")
+    if momentum:
+        assert_close(velocity, v_exp, dtype, "velocity")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_adam_update(weight_decay, dtype, rng):
+    n, n_decay, lr, b1, b2, eps = 9, 4, 0.01, 0.9, 0.999, 1e-8
+    p, g = draw(rng, dtype, n), draw(rng, dtype, n)
+    m, v = draw(rng, dtype, n), np.abs(draw(rng, dtype, n))
+    p64, m64, v64 = p.astype(np.float64), m.astype(np.float64), v.astype(np.float64)
+    for t in (1, 2, 3):
+        p64_d, m64, v64 = ref.adam_step(p64[:n_decay], g[:n_decay].astype(np.float64),
+                                        m64[:n_decay], v64[:n_decay], t, lr, b1, b2, eps,
+                                        weight_decay), m64, v64
+        rest = ref.adam_step(p64[n_decay:], g[n_decay:].astype(np.float64), m64[n_decay:],
+                             v64[n_decay:], t, lr, b1, b2, eps)
+        p64 = np.r_[p64_d[0], rest[0]]
+        m64, v64 = np.r_[p64_d[1], rest[1]], np.r_[p64_d[2], rest[2]]
+        optim.adam_update(p, g, m, v, t, lr, b1, b2, eps, 0.0, weight_decay, n_decay)
+    assert_close(p, p64, dtype, "params")
+    assert_close(m, m64, dtype, "m")
+    assert_close(v, v64, dtype, "v")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import DTYPES, assert_close
+from conftest import DTYPES, assert_close, reference_loss_and_flat_grad
 import reference as ref
 import fastbp
 
@@ -61,22 +61,6 @@ def test_gradient_check_detects_a_wrong_gradient(rng, monkeypatch):
     assert fastbp.check_gradients(model, X, y) > 1e-4
 
 
-def reference_grads(model, X, y, l2):
-    """The reference's loss and flat gradient, in the model's layout."""
-    gammas = []
-    for l, name in enumerate(model._layout.activations):
-        gammas.append(model.slopes_[l].astype(np.float64) if name == "prelu"
-                      else model._layout.gamma_per_layer[l])
-    Y = model._check_targets(y, X.shape[0]).astype(np.float64)
-    value, cg, ig, sg = ref.loss_and_grads(
-        X.astype(model.dtype).astype(np.float64), Y,
-        [W.astype(np.float64) for W in model.coefs_],
-        [b.astype(np.float64) for b in model.intercepts_],
-        model._layout.activations, gammas, model.loss, l2)
-    flat = np.concatenate([W.ravel() for W in cg] + ig + [sg[l] for l in sorted(sg)])
-    return value, flat
-
-
 @settings(max_examples=40, deadline=None)
 @given(sizes=st.lists(st.integers(1, 6), min_size=2, max_size=4),
        activation=st.sampled_from(ref.HIDDEN),
@@ -92,6 +76,8 @@ def test_loss_and_grad_matches_reference(sizes, activation, pair, n, dtype, seed
                        dtype=dtype, seed=seed)
     X, y = data(model, n, np.random.default_rng(seed))
     value, grad = model.loss_and_grad(X, y, l2=0.05)
-    expected_value, expected_grad = reference_grads(model, X, y, 0.05)
+    Y = model._check_targets(y, n)
+    expected_value, expected_grad = reference_loss_and_flat_grad(
+        model, X.astype(dtype), Y, 0.05)
     assert_close(value, expected_value, dtype, "loss")
     assert_close(grad, expected_grad, dtype, "gradient")

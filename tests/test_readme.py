@@ -1,0 +1,20 @@
+"""The README's example runs as written."""
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def python_blocks():
+    text = README.read_text()
+    return [block.split("```")[0] for block in text.split("```python")[1:]]
+
+
+@pytest.mark.skipif(not README.exists(), reason="README.md not beside tests/")
+def test_readme_python_examples_run(capsys):
+    blocks = python_blocks()
+    assert blocks, "the README has a python example"
+    for code in blocks:
+        exec(compile(code, str(README), "exec"), {"__name__": "readme"})
+    assert "MLP(64-128[relu]-64[relu]-10[softmax]" in capsys.readouterr().out

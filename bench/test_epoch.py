@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from grid import GRID, LR, MOMENTUM, flops_per_epoch, make_data
+from bench.grid import GRID, LR, MOMENTUM, flops_per_epoch, make_data
 
 ROUNDS = 3
 

@@ -1,4 +1,4 @@
-"""Thread count of a call: Numba's parallel kernels and the BLAS they call."""
+"""Thread counts of a call: Numba's parallel kernels and the BLAS they call."""
 import os
 from contextlib import contextmanager
 from numbers import Integral
@@ -8,9 +8,9 @@ from threadpoolctl import threadpool_limits
 
 
 def resolve_n_jobs(n_jobs):
-    """None → leave as is; -1 → all cores; k ≥ 1 → k (capped at Numba's maximum)."""
+    """Threads to use: None → Numba's current setting; -1 → all; k ≥ 1 → k (capped)."""
     if n_jobs is None:
-        return None
+        return numba.get_num_threads()
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral) or n_jobs == 0 or n_jobs < -1:
         raise ValueError(f"n_jobs must be None, -1 or a positive integer, got {n_jobs!r}")
     limit = numba.config.NUMBA_NUM_THREADS
@@ -18,16 +18,16 @@ def resolve_n_jobs(n_jobs):
 
 
 @contextmanager
-def thread_limit(n_jobs):
-    """Run the body with ``n_jobs`` threads, then restore the previous settings."""
-    n = resolve_n_jobs(n_jobs)
-    if n is None:
-        yield
-        return
+def thread_limit(numba_threads, blas_threads):
+    """Run the body with these thread counts, then restore the previous settings.
+
+    BLAS is limited through threadpoolctl; a BLAS called from inside a
+    ``prange`` must get 1 thread, or the two thread pools oversubscribe the cores.
+    """
     previous = numba.get_num_threads()
-    numba.set_num_threads(n)
+    numba.set_num_threads(numba_threads)
     try:
-        with threadpool_limits(limits=n, user_api="blas"):
+        with threadpool_limits(limits=blas_threads, user_api="blas"):
             yield
     finally:
         numba.set_num_threads(previous)

@@ -10,8 +10,10 @@ from tqdm.auto import tqdm
 
 from . import architecture as arch
 from ._threads import resolve_n_jobs, thread_limit
+from .strategy import check_strategy, choose_strategy, thread_counts
 from ._validation import check_array, check_fraction, check_int
 from .history import History
+from .kernels import sharded as KS
 from .kernels import train as K
 from .optim import Adam, Optimizer
 
@@ -260,13 +262,14 @@ class MLP:
         grads = np.empty_like(self._params)
         acts, zs, deltas = self._layout.workspace(X.shape[0], self.dtype)
         loss = K.forward_backward(X, Y, self._params, grads, self._layout.layers, self._gammas,
-                                  self._loss_code, self._canonical, float(l2), acts, zs, deltas)
+                                  self._loss_code, self._canonical, float(l2), X.shape[0],
+                                  acts, zs, deltas)
         return float(loss), grads
 
     # ------------------------------------------------------------------ training
     def fit(self, X, y, optimizer=None, epochs=10, batch_size=32, shuffle=True,
             validation_data=None, validation_fraction=None, patience=None,
-            restore_best=True, callbacks=(), verbose=1, n_jobs=None):
+            restore_best=True, callbacks=(), verbose=1, n_jobs=None, strategy="auto"):
         """Train with minibatches, one kernel call per epoch.
 
         Parameters
@@ -295,7 +298,12 @@ class MLP:
             0: silent; 1: a progress bar when stderr is a terminal; 2: one
             line per epoch.
         n_jobs : int, optional
-            Threads for the kernels and the BLAS they call (-1: all cores).
+            Threads for the kernels and the BLAS they call (-1: all cores;
+            default: Numba's current thread count).
+        strategy : {'auto', 'serial', 'blas', 'sharded'}, default 'auto'
+            How each epoch runs (see ``fastbp.strategy``); ``auto`` picks by
+            the network's shape. Every strategy gives the same results within
+            float tolerance.
 
         Returns
         -------
@@ -335,7 +343,8 @@ class MLP:
                                  "sample on each side")
         if patience is not None and validation_data is None and validation_fraction is None:
             raise ValueError("patience needs validation_data or validation_fraction")
-        resolve_n_jobs(n_jobs)
+        n_threads = resolve_n_jobs(n_jobs)
+        strategy = check_strategy(strategy)
 
         # -- from here on the model changes
         if validation_fraction is not None:
@@ -349,34 +358,59 @@ class MLP:
         state = self._opt_state
         history = History("accuracy" if self.is_classifier else "r2")
         self.history_ = history
-        self._train(X, Y, optimizer, state, history, epochs, min(batch_size, X.shape[0]),
-                    shuffle, (X_val, Y_val) if has_val else None, patience, restore_best,
-                    callbacks, verbose, n_jobs)
+        batch_size = min(batch_size, X.shape[0])
+        if strategy == "auto":
+            strategy = choose_strategy(self._layout, batch_size, n_threads)
+        self.strategy_ = strategy
+        run_epoch = self._epoch_runner(X, Y, optimizer, state, batch_size, strategy, n_threads)
+        self._train(run_epoch, X.shape[0], batch_size, state, history, epochs, shuffle,
+                    (X_val, Y_val) if has_val else None, patience, restore_best, callbacks,
+                    verbose, thread_counts(strategy, n_threads))
         return history
 
-    def _train(self, X, Y, optimizer, state, history, epochs, batch_size, shuffle, val,
-               patience, restore_best, callbacks, verbose, n_jobs):
-        layout = self._layout
-        n = X.shape[0]
-        n_steps = -(-n // batch_size)
+    def _epoch_runner(self, X, Y, optimizer, state, batch_size, strategy, n_threads):
+        """``run(perm) -> mean loss``: one epoch by ``strategy``, workspaces allocated once."""
+        layout, dtype = self._layout, self.dtype
+        net = (layout.layers, self._gammas, self._loss_code, self._canonical, optimizer.l2,
+               optimizer.code, optimizer.hyper())
+        if strategy == "sharded" and n_threads > 1:
+            n_shards = n_threads
+            rows = -(-batch_size // n_shards)
+            shard_grads = np.empty((n_shards, self.n_params), dtype=dtype)
+            x_batch = np.empty((n_shards, rows * X.shape[1]), dtype=dtype)
+            y_batch = np.empty((n_shards, rows * Y.shape[1]), dtype=dtype)
+            acts, zs, deltas = (np.stack([buf] * n_shards) for buf in
+                                layout.workspace(rows, dtype))
+            shard_loss = np.empty(n_shards)
+
+            def run(perm):
+                return KS.train_epoch_sharded(X, Y, perm, batch_size, self._params, shard_grads,
+                                              state.buffers, *net, state.step, state.n_decay,
+                                              x_batch, y_batch, acts, zs, deltas, shard_loss)
+            return run
         grads = np.empty_like(self._params)
-        x_batch = np.empty(batch_size * X.shape[1], dtype=self.dtype)
-        y_batch = np.empty(batch_size * Y.shape[1], dtype=self.dtype)
-        acts, zs, deltas = layout.workspace(batch_size, self.dtype)
-        hyper, l2 = optimizer.hyper(), optimizer.l2
+        x_batch = np.empty(batch_size * X.shape[1], dtype=dtype)
+        y_batch = np.empty(batch_size * Y.shape[1], dtype=dtype)
+        acts, zs, deltas = layout.workspace(batch_size, dtype)
+
+        def run(perm):
+            return K.train_epoch(X, Y, perm, batch_size, self._params, grads, state.buffers,
+                                 *net, state.step, state.n_decay, x_batch, y_batch,
+                                 acts, zs, deltas)
+        return run
+
+    def _train(self, run_epoch, n, batch_size, state, history, epochs, shuffle, val,
+               patience, restore_best, callbacks, verbose, threads):
+        n_steps = -(-n // batch_size)
         best_loss, best_params, waited = np.inf, None, 0
         bar = tqdm(total=epochs, unit="epoch", leave=False,
                    disable=not (verbose == 1 and sys.stderr.isatty()))
         try:
-            with thread_limit(n_jobs):
+            with thread_limit(*threads):
                 for epoch in range(epochs):
                     start = time.perf_counter()
                     perm = self._rng.permutation(n) if shuffle else np.arange(n)
-                    loss = K.train_epoch(X, Y, perm, batch_size, self._params, grads,
-                                         state.buffers, layout.layers, self._gammas,
-                                         self._loss_code, self._canonical, l2, optimizer.code,
-                                         hyper, state.step, state.n_decay, x_batch, y_batch,
-                                         acts, zs, deltas)
+                    loss = run_epoch(perm)
                     if not np.isfinite(loss):
                         history.stopped_early, history.stop_reason = True, "diverged"
                         warnings.warn(

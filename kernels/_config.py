@@ -19,3 +19,8 @@ def kernel(fn):
 def inline(fn):
     """Compile ``fn`` as a scalar helper that is always inlined into its caller."""
     return numba.njit(inline="always", fastmath=set(FASTMATH), cache=CACHE, nogil=NOGIL)(fn)
+
+
+def parallel_kernel(fn):
+    """Compile ``fn`` lazily with ``parallel=True``: its ``prange`` loops run on Numba's threads."""
+    return numba.njit(parallel=True, fastmath=set(FASTMATH), cache=CACHE, nogil=NOGIL)(fn)

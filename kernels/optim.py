@@ -82,17 +82,26 @@ def adam_update(params, grads, m, v, step, lr, b1, b2, eps, l2, weight_decay, n_
 
 
 @kernel
-def apply_update(opt_code, params, grads, state, hyper, step, n_decay):
-    """One optimizer step chosen by ``opt_code``, with the L2 term already in ``grads``.
+def update_slice(opt_code, params, grads, state, hyper, step, n_decay, lo, hi):
+    """One optimizer step on ``params[lo:hi]``, with the L2 term already in ``grads``.
 
-    ``state`` is ``(n_buffers, n_params)``: SGD's velocity (none without
-    momentum), or Adam's first and second moments. ``hyper`` follows the
-    ``H_*`` layout.
+    ``opt_code`` chooses the rule; ``state`` is ``(n_buffers, n_params)``:
+    SGD's velocity (none without momentum), or Adam's first and second
+    moments; ``hyper`` follows the ``H_*`` layout. Slices of one buffer can be
+    updated by different threads: each entry's update depends on that entry only.
     """
+    n_decay_here = min(max(n_decay - lo, 0), hi - lo)
+    p, g = params[lo:hi], grads[lo:hi]
     if opt_code == SGD:
-        velocity = state[0] if state.shape[0] > 0 else grads
-        sgd_update(params, grads, velocity, hyper[H_LR], hyper[H_MOMENTUM],
-                   hyper[H_NESTEROV] != 0, 0.0, n_decay)
+        velocity = state[0][lo:hi] if state.shape[0] > 0 else g
+        sgd_update(p, g, velocity, hyper[H_LR], hyper[H_MOMENTUM], hyper[H_NESTEROV] != 0,
+                   0.0, n_decay_here)
     else:
-        adam_update(params, grads, state[0], state[1], step, hyper[H_LR], hyper[H_B1],
-                    hyper[H_B2], hyper[H_EPS], 0.0, hyper[H_WEIGHT_DECAY], n_decay)
+        adam_update(p, g, state[0][lo:hi], state[1][lo:hi], step, hyper[H_LR], hyper[H_B1],
+                    hyper[H_B2], hyper[H_EPS], 0.0, hyper[H_WEIGHT_DECAY], n_decay_here)
+
+
+@kernel
+def apply_update(opt_code, params, grads, state, hyper, step, n_decay):
+    """One optimizer step on the whole buffer (see ``update_slice``)."""
+    update_slice(opt_code, params, grads, state, hyper, step, n_decay, 0, params.shape[0])

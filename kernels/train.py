@@ -93,7 +93,7 @@ def forward_pass(x, params, layers, gammas, acts, zs):
 
 
 @kernel
-def forward_backward(x, y, params, grads, layers, gammas, loss_code, canonical, l2,
+def forward_backward(x, y, params, grads, layers, gammas, loss_code, canonical, l2, n_total,
                      acts, zs, deltas):
     """Loss and gradient of a batch; writes the whole gradient into ``grads``.
 
@@ -104,11 +104,15 @@ def forward_backward(x, y, params, grads, layers, gammas, loss_code, canonical, 
     params, grads : flat buffers of the same layout
     loss_code, canonical : the output's loss, see ``losses.output_delta``
     l2 : float, L2 coefficient λ of the penalty ``λ/2 ‖W‖²`` (weights only)
+    n_total : int
+        The loss is a mean over this many rows: ``n_rows`` for a whole
+        batch, the batch's size when ``x`` is one shard of it (the shards'
+        gradients then add up to the batch's).
 
     Returns
     -------
     float
-        Mean loss over the rows plus the L2 penalty.
+        Summed loss over the rows divided by ``n_total``, plus the L2 penalty.
     """
     n_rows = x.shape[0]
     n_layers = layers.shape[0]
@@ -119,8 +123,8 @@ def forward_backward(x, y, params, grads, layers, gammas, loss_code, canonical, 
     delta = _block(deltas, layers, last, n_rows)
     loss = output_delta(out, y, _preactivations(zs, out, layers, last, n_rows),
                         layers[last, CODE], gamma, stride, gamma_grad,
-                        loss_code, canonical, 1.0 / n_rows, delta)
-    loss /= n_rows
+                        loss_code, canonical, 1.0 / n_total, delta)
+    loss /= n_total
     for l in range(last, -1, -1):
         delta = _block(deltas, layers, l, n_rows)
         if l > 0:
@@ -179,7 +183,7 @@ def train_epoch(X, Y, perm, batch_size, params, grads, state, layers, gammas,
             xb[i, :] = X[r, :]
             yb[i, :] = Y[r, :]
         loss = forward_backward(xb, yb, params, grads, layers, gammas, loss_code, canonical,
-                                l2, acts, zs, deltas)
+                                l2, n_rows, acts, zs, deltas)
         if not np.isfinite(loss):
             return np.nan
         total += loss * n_rows

@@ -100,6 +100,7 @@ FIT_CASES = [
     (dict(n_jobs=0), "n_jobs must be None, -1 or a positive integer"),
     (dict(verbose=-1), "verbose must be an integer >= 0"),
     (dict(shuffle="yes"), "shuffle must be a bool"),
+    (dict(strategy="gpu"), "unknown strategy 'gpu'"),
 ]
 
 

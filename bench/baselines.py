@@ -1,0 +1,115 @@
+"""One-epoch runners for every implementation in the benchmarks.
+
+Each ``*_epoch(row, ...)`` builds the model and data of a grid row and returns a
+callable that trains one epoch (minibatch SGD, lr 0.01, momentum 0.9, reshuffled).
+Optional packages are imported inside, so a missing one only skips its cases.
+"""
+import warnings
+
+import numpy as np
+
+import fastbp
+from bench.grid import GRID, LR, MOMENTUM, make_data
+
+
+def fastbp_epoch(row, strategy="auto", n_jobs=None):
+    sizes, batch, _ = GRID[row]
+    X, y = make_data(row)
+    model = fastbp.MLP(sizes, activation="relu", seed=0)
+    opt = fastbp.optim.SGD(lr=LR, momentum=MOMENTUM)
+
+    def epoch():
+        model.fit(X, y, optimizer=opt, epochs=1, batch_size=batch, verbose=0, n_jobs=n_jobs,
+                  strategy=strategy)
+    epoch.model = model
+    return epoch
+
+
+def numpy_epoch(row):
+    """The straightforward per-step NumPy implementation (float32, BLAS via ``@``)."""
+    sizes, batch, n = GRID[row]
+    X, y = make_data(row)
+    rng = np.random.default_rng(0)
+    Ws = [rng.uniform(-1, 1, (a, b)).astype(np.float32) * np.float32(np.sqrt(6 / (a + b)))
+          for a, b in zip(sizes[:-1], sizes[1:])]
+    bs = [np.zeros(b, np.float32) for b in sizes[1:]]
+    vW = [np.zeros_like(W) for W in Ws]
+    vb = [np.zeros_like(b) for b in bs]
+    onehot = np.eye(sizes[-1], dtype=np.float32)[y]
+
+    def epoch():
+        perm = rng.permutation(n)
+        for start in range(0, n, batch):
+            idx = perm[start:start + batch]
+            acts = [X[idx]]
+            for i, (W, b) in enumerate(zip(Ws, bs)):
+                z = acts[-1] @ W + b
+                if i < len(Ws) - 1:
+                    acts.append(np.maximum(z, 0))
+                else:
+                    e = np.exp(z - z.max(axis=1, keepdims=True))
+                    acts.append(e / e.sum(axis=1, keepdims=True))
+            delta = (acts[-1] - onehot[idx]) / len(idx)
+            for i in range(len(Ws) - 1, -1, -1):
+                gW, gb = acts[i].T @ delta, delta.sum(axis=0)
+                if i > 0:
+                    delta = (delta @ Ws[i].T) * (acts[i] > 0)
+                vW[i] = MOMENTUM * vW[i] - LR * gW
+                vb[i] = MOMENTUM * vb[i] - LR * gb
+                Ws[i] += vW[i]
+                bs[i] += vb[i]
+    return epoch
+
+
+def sklearn_epoch(row):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+    sizes, batch, _ = GRID[row]
+    X, y = make_data(row)
+    clf = MLPClassifier(hidden_layer_sizes=sizes[1:-1], solver="sgd", momentum=MOMENTUM,
+                        nesterovs_momentum=False, learning_rate_init=LR, batch_size=batch,
+                        max_iter=1, alpha=0, tol=0, n_iter_no_change=10 ** 9, random_state=0)
+    classes = np.arange(sizes[-1])
+
+    def epoch():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.partial_fit(X, y, classes=classes)
+    return epoch
+
+
+def torch_network(sizes, hidden="relu"):
+    import torch
+    act = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[hidden]
+    layers = []
+    for a, b in zip(sizes[:-2], sizes[1:-1]):
+        layers += [torch.nn.Linear(a, b), act()]
+    layers.append(torch.nn.Linear(sizes[-2], sizes[-1]))
+    return torch.nn.Sequential(*layers)
+
+
+def torch_epoch(row, threads=None):
+    """nn.Sequential + CrossEntropyLoss + SGD(momentum); ``threads`` None = torch's default."""
+    import torch
+    sizes, batch, n = GRID[row]
+    X, y = make_data(row)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    torch.manual_seed(0)
+    net = torch_network(sizes)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
+    default = torch.get_num_threads()
+
+    def epoch():
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads or default)
+        try:
+            perm = torch.randperm(n)
+            for start in range(0, n, batch):
+                idx = perm[start:start + batch]
+                opt.zero_grad()
+                loss_fn(net(Xt[idx]), yt[idx]).backward()
+                opt.step()
+        finally:
+            torch.set_num_threads(previous)
+    return epoch

@@ -1,0 +1,237 @@
+"""Side-by-side comparison in one run: ``python -m bench.compare``.
+
+Measures, in this process and this run: the float32 GEMM rate (2048³), one
+training epoch of every grid row for fastbp (each strategy), the NumPy
+reference, scikit-learn and PyTorch (1 thread and its default), the SC loss +
+gradient case, 1- vs 2-thread scaling, prediction throughput, peak memory of a
+fit and the cold-start times. Prints one table and writes it as JSON.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import fastbp
+from bench import baselines
+from bench.grid import GRID, flops_per_epoch, make_data
+
+STRATEGIES = ("serial", "blas", "sharded")
+
+
+def median_time(fn, repeats, warmup=1):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def gemm_rate(repeats=5):
+    a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
+    b = a.copy()
+    return 2 * 2048 ** 3 / median_time(lambda: a @ b, repeats) / 1e9
+
+
+def has(module):
+    try:
+        __import__(module)
+        return True
+    except ImportError:
+        return False
+
+
+def epoch_row(row, repeats, with_numpy=True):
+    """Median epoch times of every implementation for one grid row."""
+    times = {}
+    for strategy in STRATEGIES:
+        times[f"fastbp-{strategy}"] = median_time(baselines.fastbp_epoch(row, strategy), repeats)
+    auto = baselines.fastbp_epoch(row, "auto")
+    times["fastbp"] = median_time(auto, repeats)
+    chosen = auto.model.strategy_
+    if with_numpy:
+        times["numpy"] = median_time(baselines.numpy_epoch(row), repeats)
+    times["sklearn"] = median_time(baselines.sklearn_epoch(row), repeats)
+    if has("torch"):
+        times["torch-1thread"] = median_time(baselines.torch_epoch(row, threads=1), repeats)
+        times["torch-default"] = median_time(baselines.torch_epoch(row), repeats)
+    return times, chosen
+
+
+def sc_case(repeats):
+    """24-8-2, tanh hidden, batch 200: one loss + gradient evaluation, no update."""
+    from fastbp.kernels import train as K
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 24), dtype=np.float32)
+    y = rng.integers(0, 2, 200)
+    model = fastbp.MLP([24, 8, 2], activation="tanh", seed=0)
+    Y = model._check_targets(y, 200)
+    grads = np.empty_like(model.params)
+    acts, zs, deltas = model._layout.workspace(200, model.dtype)
+    layers, gammas = model._layout.layers, model._gammas
+
+    def kernel():
+        K.forward_backward(X, Y, model.params, grads, layers, gammas, model._loss_code,
+                           model._canonical, 0.0, 200, acts, zs, deltas)
+    out = {"fastbp-kernel": median_time(kernel, repeats * 2000) ,
+           "fastbp-loss_and_grad": median_time(lambda: model.loss_and_grad(X, y), repeats * 500)}
+    if has("torch"):
+        import torch
+        net = baselines.torch_network([24, 8, 2], hidden="tanh")
+        Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+        loss_fn = torch.nn.CrossEntropyLoss()
+
+        def torch_loss_grad():
+            net.zero_grad()
+            loss_fn(net(Xt), yt).backward()
+        out["torch"] = median_time(torch_loss_grad, repeats * 500)
+    return out
+
+
+def predict_case(row, repeats):
+    X, _ = make_data(row)
+    epoch = baselines.fastbp_epoch(row)
+    model = epoch.model
+    out = {"fastbp": median_time(lambda: model.predict_proba(X), repeats)}
+    if has("torch"):
+        import torch
+        net = baselines.torch_network(GRID[row][0])
+        Xt = torch.from_numpy(X)
+
+        def torch_predict():
+            with torch.inference_mode():
+                torch.softmax(net(Xt), dim=1)
+        out["torch"] = median_time(torch_predict, repeats)
+    return {k: len(X) / v for k, v in out.items()}  # rows per second
+
+
+def thread_scaling(row, repeats):
+    one = median_time(baselines.fastbp_epoch(row, n_jobs=1), repeats)
+    two = median_time(baselines.fastbp_epoch(row, n_jobs=2), repeats)
+    return {"1-thread": one, "2-thread": two, "speedup": one / two}
+
+
+SUBPROCESS_FIT = """
+import time, resource
+start = time.perf_counter()
+import fastbp
+from sklearn.datasets import load_digits
+X, y = load_digits(return_X_y=True)
+fastbp.MLP([64, 128, 10], seed=0).fit(X / 16, y, epochs=1, verbose=0)
+print(time.perf_counter() - start)
+"""
+
+SUBPROCESS_RSS = """
+import resource, numpy as np, fastbp
+from bench.grid import GRID, make_data
+sizes, batch, n = GRID["M"]
+X, y = make_data("M")
+model = fastbp.MLP(sizes, seed=0)
+model.fit(X, y, optimizer=fastbp.optim.SGD(0.01, momentum=0.9), epochs=1, batch_size=batch,
+          verbose=0)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, X.nbytes / 2**20,
+      model.params.nbytes / 2**20)
+"""
+
+
+def run_python(code, env=None):
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, **(env or {})},
+                         cwd=Path(__file__).resolve().parent.parent)
+    return [float(v) for v in out.stdout.split()]
+
+
+def cold_start():
+    warm = statistics.median(run_python(SUBPROCESS_FIT)[0] for _ in range(3))
+    with tempfile.TemporaryDirectory() as cache:
+        cold = run_python(SUBPROCESS_FIT, {"NUMBA_CACHE_DIR": cache})[0]
+    return {"warm_cache_s": warm, "cold_cache_s": cold}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="T,S,M,L,XL", help="grid rows, comma separated")
+    parser.add_argument("--repeats", type=int, default=3, help="timed epochs per case")
+    parser.add_argument("--json", default="bench/results/compare.json")
+    parser.add_argument("--skip-extras", action="store_true",
+                        help="only the epoch table (no SC, scaling, predict, RSS, cold start)")
+    args = parser.parse_args(argv)
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    for r in rows:
+        if r not in GRID:
+            parser.error(f"unknown row {r!r}; choose from {list(GRID)}")
+
+    report = {"date": datetime.date.today().isoformat(), "command": " ".join(sys.argv),
+              "machine": {"cpus": os.cpu_count(), "processor": platform.processor(),
+                          "python": platform.python_version(), "fastbp": fastbp.__version__},
+              "rows": {}}
+    peak = gemm_rate()
+    report["gemm_gflops"] = peak
+    print(f"float32 GEMM 2048³: {peak:.1f} GFLOP/s (same run)\n")
+    header = (f"{'row':<4}{'fastbp':>9}{'strategy':>9}{'serial':>8}{'blas':>8}{'sharded':>8}"
+              f"{'numpy':>8}{'sklearn':>8}{'torch1':>8}{'torchN':>8}"
+              f"{'×torch':>8}{'×sklearn':>9}{'GFLOP/s':>8}{'%GEMM':>7}")
+    print(header)
+    for row in rows:
+        times, chosen = epoch_row(row, args.repeats)
+        ours = times["fastbp"]
+        best_torch = min((v for k, v in times.items() if k.startswith("torch")), default=None)
+        gflops = flops_per_epoch(row) / ours / 1e9
+        entry = {"times_s": times, "strategy": chosen, "gflops": gflops,
+                 "fraction_of_gemm": gflops / peak,
+                 "vs_sklearn": times["sklearn"] / ours,
+                 "vs_best_torch": best_torch / ours if best_torch else None}
+        report["rows"][row] = entry
+        cell = lambda k: f"{times[k]:8.3f}" if k in times else f"{'-':>8}"  # noqa: E731
+        vs_torch = f"{entry['vs_best_torch']:8.2f}" if best_torch else f"{'-':>8}"
+        print(f"{row:<4}{ours:9.3f}{chosen:>9}{cell('fastbp-serial')}{cell('fastbp-blas')}"
+              f"{cell('fastbp-sharded')}{cell('numpy')}{cell('sklearn')}{cell('torch-1thread')}"
+              f"{cell('torch-default')}{vs_torch}{entry['vs_sklearn']:9.2f}{gflops:8.1f}"
+              f"{entry['fraction_of_gemm']:7.0%}", flush=True)
+    print("(seconds per epoch, medians of", args.repeats, "epochs; ×: baseline time / fastbp time)")
+
+    if not args.skip_extras:
+        sc = sc_case(args.repeats)
+        report["SC"] = sc
+        line = ", ".join(f"{k} {v * 1e6:.1f} µs" for k, v in sc.items())
+        print(f"\nSC 24-8-2 tanh, batch 200, loss + gradient: {line}")
+        if "torch" in sc:
+            print(f"  torch / fastbp: kernel {sc['torch'] / sc['fastbp-kernel']:.1f}×, "
+                  f"loss_and_grad {sc['torch'] / sc['fastbp-loss_and_grad']:.1f}×")
+        for row in ("S", "M"):
+            scaling = thread_scaling(row, args.repeats)
+            report.setdefault("thread_scaling", {})[row] = scaling
+            print(f"{row}: 1 thread {scaling['1-thread']:.3f} s, 2 threads "
+                  f"{scaling['2-thread']:.3f} s, speedup {scaling['speedup']:.2f}×")
+        for row in ("M", "L"):
+            rates = predict_case(row, args.repeats)
+            report.setdefault("predict_rows_per_s", {})[row] = rates
+            print(f"predict {row}: " + ", ".join(f"{k} {v:,.0f} rows/s" for k, v in rates.items()))
+        rss, data_mb, params_mb = run_python(SUBPROCESS_RSS)
+        report["peak_rss_mb_fit_M"] = {"peak_rss": rss, "data": data_mb, "params": params_mb}
+        print(f"peak RSS of a fit on M: {rss:.0f} MiB (data {data_mb:.0f} MiB, "
+              f"params {params_mb:.1f} MiB, the rest is the interpreter, libraries and JIT)")
+        start = cold_start()
+        report["cold_start"] = start
+        print(f"import fastbp + first fit on digits, fresh process: warm cache "
+              f"{start['warm_cache_s']:.2f} s, cold cache {start['cold_cache_s']:.1f} s")
+
+    path = Path(args.json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+    print(f"\nwritten: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -5,18 +5,90 @@ Shapes follow scikit-learn: ``W`` is ``(fan_in, fan_out)``, activations are
 output buffer, so nothing is allocated); everything elementwise around them is
 fused into a single pass over the product while it is still in cache.
 
-``gamma`` with ``gamma_stride`` gives the activation parameter of column ``j``
-as ``gamma[j * gamma_stride]``: stride 1 reads a per-neuron vector (prelu's
-learnable slopes), stride 0 broadcasts one constant (leaky_relu, elu).
+``gamma`` is the activation parameter: prelu reads ``gamma[j]`` for column
+``j`` (its learnable slopes), leaky_relu and elu read the constant ``gamma[0]``.
 """
 import numpy as np
 
 from ._config import kernel
-from .activations import IDENTITY, PRELU, SOFTMAX, activate, derivative_from_output
+from .activations import (ELU, HARD_LOGISTIC, HARD_TANH, IDENTITY, LEAKY_RELU, LOGISTIC,
+                          PRELU, RELU, SOFTMAX, SOFTPLUS, TANH, activate,
+                          derivative_from_output)
+from ._config import inline
+
+
+@inline
+def _bias_activation(product, b, code, gamma, gamma_stride, z_out, a_out):
+    """``a_out = f(product + b)``; prelu also keeps ``z_out = product + b``."""
+    n, fan_out = a_out.shape
+    for i in range(n):
+        for j in range(fan_out):
+            z = product[i, j] + b[j]
+            if code == PRELU:
+                z_out[i, j] = z
+            a_out[i, j] = activate(z, code, gamma[j * gamma_stride])
+
+
+@inline
+def _times_derivative(grad, a, z, code, gamma, gamma_stride):
+    """``grad ⊙= f'`` elementwise."""
+    n, width = grad.shape
+    for i in range(n):
+        for j in range(width):
+            grad[i, j] *= derivative_from_output(a[i, j], z[i, j], code, gamma[j * gamma_stride])
+
+
+# The two helpers above are inlined once per activation with the code as a
+# constant: the compiler then drops the other activations' branches and
+# vectorises the loop (one generic loop measured 2.7 ns per element for relu).
+@inline
+def _bias_activation_by_code(product, b, code, gamma, z_out, a_out):
+    if code == RELU:
+        _bias_activation(product, b, RELU, gamma, 0, z_out, a_out)
+    elif code == IDENTITY:
+        _bias_activation(product, b, IDENTITY, gamma, 0, z_out, a_out)
+    elif code == TANH:
+        _bias_activation(product, b, TANH, gamma, 0, z_out, a_out)
+    elif code == LOGISTIC:
+        _bias_activation(product, b, LOGISTIC, gamma, 0, z_out, a_out)
+    elif code == LEAKY_RELU:
+        _bias_activation(product, b, LEAKY_RELU, gamma, 0, z_out, a_out)
+    elif code == PRELU:
+        _bias_activation(product, b, PRELU, gamma, 1, z_out, a_out)
+    elif code == ELU:
+        _bias_activation(product, b, ELU, gamma, 0, z_out, a_out)
+    elif code == SOFTPLUS:
+        _bias_activation(product, b, SOFTPLUS, gamma, 0, z_out, a_out)
+    elif code == HARD_LOGISTIC:
+        _bias_activation(product, b, HARD_LOGISTIC, gamma, 0, z_out, a_out)
+    elif code == HARD_TANH:
+        _bias_activation(product, b, HARD_TANH, gamma, 0, z_out, a_out)
+
+
+@inline
+def _times_derivative_by_code(grad, a, z, code, gamma):
+    if code == RELU:
+        _times_derivative(grad, a, z, RELU, gamma, 0)
+    elif code == TANH:
+        _times_derivative(grad, a, z, TANH, gamma, 0)
+    elif code == LOGISTIC:
+        _times_derivative(grad, a, z, LOGISTIC, gamma, 0)
+    elif code == LEAKY_RELU:
+        _times_derivative(grad, a, z, LEAKY_RELU, gamma, 0)
+    elif code == PRELU:
+        _times_derivative(grad, a, z, PRELU, gamma, 1)
+    elif code == ELU:
+        _times_derivative(grad, a, z, ELU, gamma, 0)
+    elif code == SOFTPLUS:
+        _times_derivative(grad, a, z, SOFTPLUS, gamma, 0)
+    elif code == HARD_LOGISTIC:
+        _times_derivative(grad, a, z, HARD_LOGISTIC, gamma, 0)
+    elif code == HARD_TANH:
+        _times_derivative(grad, a, z, HARD_TANH, gamma, 0)
 
 
 @kernel
-def dense_forward(a_in, W, b, code, gamma, gamma_stride, z_out, a_out):
+def dense_forward(a_in, W, b, code, gamma, z_out, a_out):
     """Write ``a_out = f(a_in @ W + b)`` in place.
 
     Parameters
@@ -25,7 +97,7 @@ def dense_forward(a_in, W, b, code, gamma, gamma_stride, z_out, a_out):
     W : (fan_in, fan_out) array
     b : (fan_out,) array
     code : int, activation code (``SOFTMAX`` normalises each row)
-    gamma, gamma_stride : activation parameter, see the module docstring
+    gamma : activation parameter, see the module docstring
     z_out : (n_samples, fan_out) array
         Receives the pre-activations, for prelu only (backward reads them);
         for every other activation it is not touched and may alias ``a_out``.
@@ -51,16 +123,11 @@ def dense_forward(a_in, W, b, code, gamma, gamma_stride, z_out, a_out):
             for j in range(fan_out):
                 a_out[i, j] *= inv
         return
-    for i in range(n):
-        for j in range(fan_out):
-            z = product[i, j] + b[j]
-            if store_z:
-                z_out[i, j] = z
-            a_out[i, j] = activate(z, code, gamma[j * gamma_stride])
+    _bias_activation_by_code(product, b, code, gamma, z_out, a_out)
 
 
 @kernel
-def activation_backward(grad, a, z, code, gamma, gamma_stride, gamma_grad):
+def activation_backward(grad, a, z, code, gamma, gamma_grad):
     """Turn ``grad = ∂loss/∂a`` into ``δ = ∂loss/∂z`` in place.
 
     For prelu, also write ``gamma_grad[j] = Σ_i grad[i, j] · min(z[i, j], 0)``,
@@ -80,20 +147,18 @@ def activation_backward(grad, a, z, code, gamma, gamma_stride, gamma_grad):
             for j in range(width):
                 grad[i, j] = a[i, j] * (grad[i, j] - dot)
         return
-    is_prelu = code == PRELU
-    if is_prelu:
+    if code == PRELU:
         gamma_grad[:] = 0
-    for i in range(n):
-        for j in range(width):
-            g = grad[i, j]
-            if is_prelu and z[i, j] < 0:
-                gamma_grad[j] += g * z[i, j]
-            grad[i, j] = g * derivative_from_output(a[i, j], z[i, j], code, gamma[j * gamma_stride])
+        for i in range(n):
+            for j in range(width):
+                if z[i, j] < 0:
+                    gamma_grad[j] += grad[i, j] * z[i, j]
+    _times_derivative_by_code(grad, a, z, code, gamma)
 
 
 @kernel
 def dense_backward(a_in, delta, W, l2, coef_grad, intercept_grad,
-                   propagate, z_in, code_in, gamma_in, gamma_stride_in, gamma_grad_in, delta_in):
+                   propagate, z_in, code_in, gamma_in, gamma_grad_in, delta_in):
     """Gradients of one dense layer, and the δ of the layer below it.
 
     Writes ``coef_grad = a_inᵀ δ + l2·W`` and ``intercept_grad = Σ_rows δ``.
@@ -126,5 +191,5 @@ def dense_backward(a_in, delta, W, l2, coef_grad, intercept_grad,
             intercept_grad[j] += delta[i, j]
     if propagate:
         np.dot(delta, W.T, delta_in)
-        activation_backward(delta_in, a_in, z_in, code_in, gamma_in, gamma_stride_in, gamma_grad_in)
+        activation_backward(delta_in, a_in, z_in, code_in, gamma_in, gamma_grad_in)
     return penalty

@@ -17,7 +17,7 @@ SQUARED_ERROR = 2
 
 
 @kernel
-def output_delta(a, y, z, out_code, gamma, gamma_stride, gamma_grad,
+def output_delta(a, y, z, out_code, gamma, gamma_grad,
                  loss_code, canonical, scale, delta):
     """Write the output layer's δ, scaled by ``scale``, and return the summed loss.
 
@@ -25,7 +25,7 @@ def output_delta(a, y, z, out_code, gamma, gamma_stride, gamma_grad,
     ----------
     a, y : (n_samples, n_outputs) arrays
         Output activations and targets (one-hot rows for cross-entropy).
-    z, out_code, gamma, gamma_stride, gamma_grad :
+    z, out_code, gamma, gamma_grad :
         The output layer's activation, as for ``activation_backward``; used
         only when ``canonical`` is false.
     loss_code : int
@@ -62,5 +62,5 @@ def output_delta(a, y, z, out_code, gamma, gamma_stride, gamma_grad,
                 else:
                     total -= yi * np.log(p) + (1 - yi) * np.log1p(-p)
     if not canonical:
-        activation_backward(delta, a, z, out_code, gamma, gamma_stride, gamma_grad)
+        activation_backward(delta, a, z, out_code, gamma, gamma_grad)
     return total

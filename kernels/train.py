@@ -54,7 +54,7 @@ def _intercepts(buf, layers, l):
 
 @kernel
 def _slopes(buf, gammas, layers, l):
-    """Activation parameter of layer ``l`` as ``(vector, stride)``.
+    """Activation parameter vector of layer ``l``.
 
     Prelu reads its learnable slopes from ``buf`` (parameters, or their
     gradient); the others read their constant from ``gammas``, which then also
@@ -62,8 +62,8 @@ def _slopes(buf, gammas, layers, l):
     """
     if layers[l, CODE] == PRELU:
         g_off = layers[l, G_OFF]
-        return buf[g_off:g_off + layers[l, FAN_OUT]], 1
-    return gammas[l:l + 1], 0
+        return buf[g_off:g_off + layers[l, FAN_OUT]]
+    return gammas[l:l + 1]
 
 
 @kernel
@@ -84,9 +84,8 @@ def forward_pass(x, params, layers, gammas, acts, zs):
     a_in = x
     for l in range(layers.shape[0]):
         a_out = _block(acts, layers, l, n_rows)
-        gamma, stride = _slopes(params, gammas, layers, l)
         dense_forward(a_in, _coefs(params, layers, l), _intercepts(params, layers, l),
-                      layers[l, CODE], gamma, stride,
+                      layers[l, CODE], _slopes(params, gammas, layers, l),
                       _preactivations(zs, a_out, layers, l, n_rows), a_out)
         a_in = a_out
     return a_in
@@ -118,11 +117,10 @@ def forward_backward(x, y, params, grads, layers, gammas, loss_code, canonical, 
     n_layers = layers.shape[0]
     out = forward_pass(x, params, layers, gammas, acts, zs)
     last = n_layers - 1
-    gamma, stride = _slopes(params, gammas, layers, last)
-    gamma_grad, _ = _slopes(grads, gammas, layers, last)
     delta = _block(deltas, layers, last, n_rows)
     loss = output_delta(out, y, _preactivations(zs, out, layers, last, n_rows),
-                        layers[last, CODE], gamma, stride, gamma_grad,
+                        layers[last, CODE], _slopes(params, gammas, layers, last),
+                        _slopes(grads, gammas, layers, last),
                         loss_code, canonical, 1.0 / n_total, delta)
     loss /= n_total
     for l in range(last, -1, -1):
@@ -130,22 +128,21 @@ def forward_backward(x, y, params, grads, layers, gammas, loss_code, canonical, 
         if l > 0:
             a_in = _block(acts, layers, l - 1, n_rows)
             code_in = layers[l - 1, CODE]
-            gamma_in, stride_in = _slopes(params, gammas, layers, l - 1)
-            gamma_grad_in, _ = _slopes(grads, gammas, layers, l - 1)
+            gamma_in = _slopes(params, gammas, layers, l - 1)
+            gamma_grad_in = _slopes(grads, gammas, layers, l - 1)
             z_in = _preactivations(zs, a_in, layers, l - 1, n_rows)
             delta_in = _block(deltas, layers, l - 1, n_rows)
         else:
             # the input layer: nothing below it to propagate into
             a_in = x
             code_in = IDENTITY
-            gamma_in, stride_in = gammas[0:1], 0
+            gamma_in = gammas[0:1]
             gamma_grad_in = gamma_in
             z_in = x
             delta_in = delta
         loss += dense_backward(a_in, delta, _coefs(params, layers, l), l2,
                                _coefs(grads, layers, l), _intercepts(grads, layers, l),
-                               l > 0, z_in, code_in, gamma_in, stride_in, gamma_grad_in,
-                               delta_in)
+                               l > 0, z_in, code_in, gamma_in, gamma_grad_in, delta_in)
     return loss
 
 
@@ -218,8 +215,8 @@ def evaluate_rows(X, Y, params, layers, gammas, loss_code, acts, zs, deltas, out
         stop = min(start + chunk, n)
         a = forward_pass(X[start:stop], params, layers, gammas, acts, zs)
         # canonical=True: only the loss is wanted, δ is scratch
-        gamma, stride = _slopes(params, gammas, layers, last)
-        total += output_delta(a, Y[start:stop], a, layers[last, CODE], gamma, stride, gamma,
+        gamma = _slopes(params, gammas, layers, last)
+        total += output_delta(a, Y[start:stop], a, layers[last, CODE], gamma, gamma,
                               loss_code, True, 1.0, _block(deltas, layers, last, stop - start))
         out[start:stop, :] = a
     return total / n

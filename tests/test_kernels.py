@@ -12,12 +12,12 @@ GAMMA = {"leaky_relu": 0.1, "elu": 0.7}
 
 
 def gamma_for(name, width, rng, dtype):
-    """(kernel's gamma vector, stride, reference's gamma)."""
+    """(kernel's gamma vector, reference's gamma)."""
     if name == "prelu":
         g = rng.uniform(0.05, 0.5, width).astype(dtype)
-        return g, 1, g.astype(np.float64)
+        return g, g.astype(np.float64)
     g = GAMMA.get(name, 0.0)
-    return np.array([g], dtype=dtype), 0, g
+    return np.array([g], dtype=dtype), g
 
 
 def draw(rng, dtype, *shape, scale=1.5):
@@ -32,10 +32,10 @@ def test_dense_forward(name, dtype, shape, rng):
     if name == "softmax" and fan_out == 1:
         fan_out = 2
     a_in, W, b = draw(rng, dtype, n, fan_in), draw(rng, dtype, fan_in, fan_out), draw(rng, dtype, fan_out)
-    gamma, stride, g_ref = gamma_for(name, fan_out, rng, dtype)
+    gamma, g_ref = gamma_for(name, fan_out, rng, dtype)
     z_out = np.full((n, fan_out), np.nan, dtype=dtype)
     a_out = np.full((n, fan_out), np.nan, dtype=dtype)
-    dense.dense_forward(a_in, W, b, OUTPUT_ACTIVATIONS[name], gamma, stride, z_out, a_out)
+    dense.dense_forward(a_in, W, b, OUTPUT_ACTIVATIONS[name], gamma, z_out, a_out)
     z = a_in.astype(np.float64) @ W + b
     assert_close(a_out, ref.activate(z, name, g_ref), dtype, name)
     if name == "prelu":
@@ -52,13 +52,13 @@ def test_activation_backward(name, dtype, shape, rng):
     if name == "softmax" and width == 1:
         width = 2
     z = draw(rng, dtype, n, width)
-    gamma, stride, g_ref = gamma_for(name, width, rng, dtype)
+    gamma, g_ref = gamma_for(name, width, rng, dtype)
     a = ref.activate(z.astype(np.float64), name, g_ref).astype(dtype)
     grad = draw(rng, dtype, n, width)
     expected, slope_expected = ref.chain(grad.astype(np.float64), z.astype(np.float64),
                                          a.astype(np.float64), name, g_ref)
     slope_grad = np.full(width, np.nan, dtype=dtype)
-    dense.activation_backward(grad, a, z, OUTPUT_ACTIVATIONS[name], gamma, stride, slope_grad)
+    dense.activation_backward(grad, a, z, OUTPUT_ACTIVATIONS[name], gamma, slope_grad)
     assert_close(grad, expected, dtype, name)
     if name == "prelu":
         assert_close(slope_grad, slope_expected, dtype, "prelu slope gradient")
@@ -73,7 +73,7 @@ def test_dense_backward(name_in, dtype, shape, rng):
     """coef/intercept gradients with L2 folded in, δ of the layer below, penalty."""
     n, fan_in, fan_out = shape
     z_in = draw(rng, dtype, n, fan_in)
-    gamma, stride, g_ref = gamma_for(name_in, fan_in, rng, dtype)
+    gamma, g_ref = gamma_for(name_in, fan_in, rng, dtype)
     a_in = ref.activate(z_in.astype(np.float64), name_in, g_ref).astype(dtype)
     W, delta = draw(rng, dtype, fan_in, fan_out), draw(rng, dtype, n, fan_out)
     l2 = 0.3
@@ -82,8 +82,8 @@ def test_dense_backward(name_in, dtype, shape, rng):
     delta_in = np.empty((n, fan_in), dtype=dtype)
     slope_grad = np.zeros(fan_in, dtype=dtype)
     penalty = dense.dense_backward(a_in, delta, W, l2, coef_grad, intercept_grad, True,
-                                   z_in, OUTPUT_ACTIVATIONS[name_in], gamma, stride,
-                                   slope_grad, delta_in)
+                                   z_in, OUTPUT_ACTIVATIONS[name_in], gamma, slope_grad,
+                                   delta_in)
     a64, d64, W64 = a_in.astype(np.float64), delta.astype(np.float64), W.astype(np.float64)
     assert_close(coef_grad, a64.T @ d64 + l2 * W64, dtype, "coef_grad")
     assert_close(intercept_grad, d64.sum(axis=0), dtype, "intercept_grad")
@@ -100,7 +100,7 @@ def test_dense_backward_first_layer_does_not_propagate(dtype, rng):
     a_in, delta, W = draw(rng, dtype, 4, 3), draw(rng, dtype, 4, 2), draw(rng, dtype, 3, 2)
     sentinel = np.full((4, 3), 7.0, dtype=dtype)
     dense.dense_backward(a_in, delta, W, 0.0, np.empty((3, 2), dtype), np.empty(2, dtype),
-                         False, a_in, 0, np.zeros(1, dtype), 0, np.zeros(1, dtype), sentinel)
+                         False, a_in, 0, np.zeros(1, dtype), np.zeros(1, dtype), sentinel)
     assert (sentinel == 7.0).all()
 
 
@@ -125,13 +125,13 @@ def test_output_delta(output, loss, dtype, shape, rng):
     n, _, width = shape
     width = max(width, 2) if output == "softmax" else width
     z = draw(rng, dtype, n, width)
-    gamma, stride, g_ref = gamma_for(output, width, rng, dtype)
+    gamma, g_ref = gamma_for(output, width, rng, dtype)
     a = ref.activate(z.astype(np.float64), output, g_ref).astype(dtype)
     Y = targets(loss, n, width, rng, dtype)
     delta = np.empty((n, width), dtype=dtype)
     slope_grad = np.zeros(width, dtype=dtype)
     canonical = (output, loss) in PAIRS[:3]
-    total = losses.output_delta(a, Y, z, OUTPUT_ACTIVATIONS[output], gamma, stride, slope_grad,
+    total = losses.output_delta(a, Y, z, OUTPUT_ACTIVATIONS[output], gamma, slope_grad,
                                 LOSSES[loss], canonical, 1.0 / n, delta)
     a64, Y64 = a.astype(np.float64), Y.astype(np.float64)
     assert_close(total / n, ref.loss_value(a64, Y64, loss), dtype, "loss")
@@ -145,7 +145,7 @@ def test_output_delta(output, loss, dtype, shape, rng):
 def test_cross_entropy_clips_zero_probability():
     a = np.array([[0.0, 1.0]])
     Y = np.array([[1.0, 0.0]])
-    total = losses.output_delta(a, Y, a, 10, np.zeros(1), 0, np.zeros(1), 0, True, 1.0,
+    total = losses.output_delta(a, Y, a, 10, np.zeros(1), np.zeros(1), 0, True, 1.0,
                                 np.empty_like(a))
     assert total == pytest.approx(-np.log(np.finfo(np.float64).eps))
 

@@ -4,7 +4,18 @@ from contextlib import contextmanager
 from numbers import Integral
 
 import numba
-from threadpoolctl import threadpool_limits
+import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls: load it before scanning)
+from threadpoolctl import ThreadpoolController
+
+_controller = None
+
+
+def _blas_controller():
+    """One scan of the loaded BLAS libraries per process (a scan costs milliseconds)."""
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller
 
 
 def resolve_n_jobs(n_jobs):
@@ -27,7 +38,7 @@ def thread_limit(numba_threads, blas_threads):
     previous = numba.get_num_threads()
     numba.set_num_threads(numba_threads)
     try:
-        with threadpool_limits(limits=blas_threads, user_api="blas"):
+        with _blas_controller().limit(limits=blas_threads, user_api="blas"):
             yield
     finally:
         numba.set_num_threads(previous)

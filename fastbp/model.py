@@ -19,6 +19,8 @@ from .optim import Adam, Optimizer
 
 # Rows forwarded at once by predict/evaluate: bounds their workspace memory.
 PREDICT_CHUNK = 4096
+# Below this many rows per thread, prediction stays on one thread.
+PARALLEL_PREDICT_MIN_ROWS = 256
 
 
 class MLP:
@@ -202,8 +204,19 @@ class MLP:
 
     # ------------------------------------------------------------------ inference
     def _forward(self, X):
-        out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
-        acts, zs, _ = self._layout.workspace(min(X.shape[0], PREDICT_CHUNK), self.dtype)
+        """Output activations of checked rows; chunks run on all threads for large inputs."""
+        n = X.shape[0]
+        out = np.empty((n, self.layer_sizes[-1]), dtype=self.dtype)
+        n_threads = min(resolve_n_jobs(None), -(-n // PARALLEL_PREDICT_MIN_ROWS))
+        if n_threads > 1:
+            rows = min(PREDICT_CHUNK, -(-n // n_threads))
+            acts, zs, _ = (np.stack([buf] * n_threads) for buf in
+                           self._layout.workspace(rows, self.dtype))
+            with thread_limit(n_threads, 1):  # BLAS single-threaded inside the prange
+                KS.predict_rows_parallel(X, self._params, self._layout.layers, self._gammas,
+                                         acts, zs, out)
+            return out
+        acts, zs, _ = self._layout.workspace(min(n, PREDICT_CHUNK), self.dtype)
         K.predict_rows(X, self._params, self._layout.layers, self._gammas, acts, zs, out)
         return out
 

@@ -18,11 +18,29 @@ def check_strategy(strategy):
     return strategy
 
 
+# Below this many forward multiply-adds per thread and step, a second thread
+# cannot pay for its synchronisation: the T row (38k) runs as fast serially as
+# with either parallel strategy. README, "Strategies", has the measurements.
+PARALLEL_MIN_MACS = 1_000_000
+
+
+def macs_per_thread(layout, batch_size, n_threads):
+    """Forward multiply-adds of one step, divided among the threads."""
+    weights = sum(a * b for a, b in zip(layout.sizes[:-1], layout.sizes[1:]))
+    return -(-batch_size // n_threads) * weights
+
+
 def choose_strategy(layout, batch_size, n_threads):
-    """The strategy ``auto`` picks for this shape (see README, "Strategies")."""
-    if n_threads == 1 or batch_size < 2 * n_threads:
+    """The strategy ``auto`` picks for this shape and thread count.
+
+    ``serial`` for one thread or tiny steps, else ``blas``: measured on the
+    benchmark grid with 2 threads, whole-batch BLAS was as fast as or faster
+    than sharding on every row from S up (sharding pays a pass over every
+    shard's gradient each step).
+    """
+    if n_threads == 1 or macs_per_thread(layout, batch_size, n_threads) < PARALLEL_MIN_MACS:
         return "serial"
-    return "sharded"
+    return "blas"
 
 
 def thread_counts(strategy, n_threads):

@@ -1,4 +1,5 @@
-"""The sharded parallel epoch: each minibatch split across threads.
+"""Parallel kernels: the sharded epoch, each minibatch split across threads, and
+prediction spread over threads.
 
 Every step splits the minibatch into ``n_shards`` contiguous shards of the
 permuted rows. Each shard runs forward and backward into its own gradient
@@ -13,7 +14,7 @@ from numba import prange
 
 from ._config import parallel_kernel
 from .optim import update_slice
-from .train import forward_backward
+from .train import FAN_OUT, UNIT_OFF, forward_backward, forward_pass
 
 # Parameters per slice of the parallel reduce + update: large enough to amortise
 # scheduling, small enough to keep a slice of every buffer in L1/L2.
@@ -83,3 +84,24 @@ def train_epoch_sharded(X, Y, perm, batch_size, params, shard_grads, state, laye
             update_slice(opt_code, params, summed, state, hyper, step + s + 1, n_decay,
                          p_lo, p_hi)
     return total / n
+
+
+@parallel_kernel
+def predict_rows_parallel(X, params, layers, gammas, acts, zs, out):
+    """Forward all rows of ``X`` into ``out``, chunks spread over threads.
+
+    ``acts`` and ``zs`` hold one workspace row per worker; worker ``w`` takes
+    chunks ``w, w + n_workers, ...`` of the workspace's capacity. Each row's
+    output is computed exactly as by ``train.predict_rows``.
+    """
+    n = X.shape[0]
+    n_workers = acts.shape[0]
+    total_units = layers[-1, UNIT_OFF] + layers[-1, FAN_OUT]
+    chunk = acts.shape[1] // total_units
+    n_chunks = (n + chunk - 1) // chunk
+    for w in prange(n_workers):
+        for c in range(w, n_chunks, n_workers):
+            start = c * chunk
+            stop = min(start + chunk, n)
+            out[start:stop, :] = forward_pass(X[start:stop], params, layers, gammas,
+                                              acts[w], zs[w])

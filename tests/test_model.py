@@ -203,3 +203,16 @@ def test_divergence_stops_with_a_warning_and_finite_weights():
         history = model.fit(X * 1e3, y * 1e3, optimizer=SGD(10.0), epochs=5, verbose=0)
     assert history.stop_reason == "diverged"
     assert np.all(np.isfinite(model.params))
+
+
+def test_auto_strategy_rule():
+    from fastbp.strategy import choose_strategy
+    tiny = fastbp.MLP([64, 32, 10])._layout
+    medium = fastbp.MLP([784, 256, 256, 10])._layout
+    assert choose_strategy(tiny, 32, 2) == "serial"
+    assert choose_strategy(medium, 128, 2) == "blas"
+    assert choose_strategy(medium, 128, 1) == "serial"
+    X, y = blobs()
+    model = fastbp.MLP([4, 8, 3], seed=0)
+    model.fit(X, y, epochs=1, verbose=0)
+    assert model.strategy_ == "serial"

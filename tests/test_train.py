@@ -90,9 +90,14 @@ def test_step_loop_does_not_allocate(strategy):
     assert counts[0] == counts[1], f"allocations for 1 step vs 100 steps: {counts}"
 
 
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("output", ["softmax", "logistic", "identity", "prelu"])
-def test_prediction_matches_reference_forward(output, dtype):
+def test_prediction_matches_reference_forward(output, dtype, parallel, monkeypatch):
+    import fastbp.model
+    if parallel:  # small chunks spread over 2 threads, a short last chunk
+        monkeypatch.setattr(fastbp.model, "PARALLEL_PREDICT_MIN_ROWS", 2)
+        monkeypatch.setattr(fastbp.model, "PREDICT_CHUNK", 3)
     rng = np.random.default_rng(1)
     model = fastbp.MLP([4, 9, 3], activation="elu", output=output, dtype=dtype, seed=1)
     X = rng.standard_normal((11, 4))

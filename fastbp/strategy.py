@@ -19,9 +19,11 @@ def check_strategy(strategy):
 
 
 # Below this many forward multiply-adds per thread and step, a second thread
-# cannot pay for its synchronisation: the T row (38k) runs as fast serially as
-# with either parallel strategy. README, "Strategies", has the measurements.
-PARALLEL_MIN_MACS = 1_000_000
+# does not pay for its synchronisation: the T row (38k) runs as fast serially,
+# and the S row (1.6M) ran 0.95× to 0.40× as fast with 2 threads as with one,
+# depending on what else the shared machine was running, while M (17M) gains
+# 1.4-1.5×. README, "Strategies", has the measurements.
+PARALLEL_MIN_MACS = 4_000_000
 
 
 def macs_per_thread(layout, batch_size, n_threads):
@@ -33,9 +35,9 @@ def macs_per_thread(layout, batch_size, n_threads):
 def choose_strategy(layout, batch_size, n_threads):
     """The strategy ``auto`` picks for this shape and thread count.
 
-    ``serial`` for one thread or tiny steps, else ``blas``: measured on the
+    ``serial`` for one thread or small steps, else ``blas``: measured on the
     benchmark grid with 2 threads, whole-batch BLAS was as fast as or faster
-    than sharding on every row from S up (sharding pays a pass over every
+    than sharding on every row from M up (sharding pays a pass over every
     shard's gradient each step).
     """
     if n_threads == 1 or macs_per_thread(layout, batch_size, n_threads) < PARALLEL_MIN_MACS:

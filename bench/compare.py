@@ -135,13 +135,15 @@ print(time.perf_counter() - start)
 SUBPROCESS_RSS = """
 import resource, numpy as np, fastbp
 from bench.grid import GRID, make_data
+peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 sizes, batch, n = GRID["M"]
 X, y = make_data("M")
 model = fastbp.MLP(sizes, seed=0)
-model.fit(X, y, optimizer=fastbp.optim.SGD(0.01, momentum=0.9), epochs=1, batch_size=batch,
-          verbose=0)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, X.nbytes / 2**20,
-      model.params.nbytes / 2**20)
+opt = fastbp.optim.SGD(0.01, momentum=0.9)
+model.fit(X[:2 * batch], y[:2 * batch], optimizer=opt, epochs=1, batch_size=batch, verbose=0)
+before = peak()  # interpreter, libraries, kernels loaded (or compiled), data
+model.fit(X, y, optimizer=opt, epochs=1, batch_size=batch, verbose=0)
+print(peak(), before, X.nbytes / 2**20, model.params.nbytes / 2**20)
 """
 
 
@@ -172,7 +174,8 @@ def main(argv=None):
         if r not in GRID:
             parser.error(f"unknown row {r!r}; choose from {list(GRID)}")
 
-    report = {"date": datetime.date.today().isoformat(), "command": " ".join(sys.argv),
+    report = {"date": datetime.date.today().isoformat(),
+              "command": " ".join(["python -m bench.compare", *(argv if argv is not None else sys.argv[1:])]),
               "machine": {"cpus": os.cpu_count(), "processor": platform.processor(),
                           "python": platform.python_version(), "fastbp": fastbp.__version__},
               "rows": {}}
@@ -218,10 +221,12 @@ def main(argv=None):
             rates = predict_case(row, args.repeats)
             report.setdefault("predict_rows_per_s", {})[row] = rates
             print(f"predict {row}: " + ", ".join(f"{k} {v:,.0f} rows/s" for k, v in rates.items()))
-        rss, data_mb, params_mb = run_python(SUBPROCESS_RSS)
-        report["peak_rss_mb_fit_M"] = {"peak_rss": rss, "data": data_mb, "params": params_mb}
-        print(f"peak RSS of a fit on M: {rss:.0f} MiB (data {data_mb:.0f} MiB, "
-              f"params {params_mb:.1f} MiB, the rest is the interpreter, libraries and JIT)")
+        rss, before, data_mb, params_mb = run_python(SUBPROCESS_RSS)
+        report["peak_rss_mb_fit_M"] = {"peak_rss": rss, "before_fit": before, "data": data_mb,
+                                       "params": params_mb}
+        print(f"peak RSS of a fresh process fitting M: {rss:.0f} MiB; before the full fit "
+              f"{before:.0f} MiB (interpreter, libraries, kernels, data {data_mb:.0f} MiB); "
+              f"the fit adds {rss - before:.0f} MiB (params {params_mb:.1f} MiB)")
         start = cold_start()
         report["cold_start"] = start
         print(f"import fastbp + first fit on digits, fresh process: warm cache "

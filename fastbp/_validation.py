@@ -3,6 +3,8 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from .kernels.checks import all_finite
+
 
 def check_array(X, name, dtype, ndim=2):
     """``X`` as a C-contiguous, finite array of ``dtype`` (a copy only when needed)."""
@@ -21,7 +23,7 @@ def check_array(X, name, dtype, ndim=2):
     if arr.ndim == 2 and arr.shape[1] == 0:
         raise ValueError(f"{name} has no features (shape {arr.shape})")
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.all(np.isfinite(arr)):
+    if not all_finite(arr.reshape(-1)):
         raise ValueError(f"{name} contains NaN or infinity")
     return arr
 

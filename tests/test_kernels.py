@@ -184,3 +184,16 @@ def test_adam_update(weight_decay, dtype, rng):
     assert_close(p, p64, dtype, "params")
     assert_close(m, m64, dtype, "m")
     assert_close(v, v64, dtype, "v")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_all_finite(bad, dtype):
+    from fastbp.kernels.checks import all_finite
+    a = np.linspace(-1e30, 1e30, 101).astype(dtype)
+    assert all_finite(a)
+    assert all_finite(np.array([np.finfo(dtype).max] * 3, dtype=dtype))
+    for where in (0, 50, 100):
+        b = a.copy()
+        b[where] = bad
+        assert not all_finite(b)

@@ -174,8 +174,9 @@ def main(argv=None):
         if r not in GRID:
             parser.error(f"unknown row {r!r}; choose from {list(GRID)}")
 
+    given = sys.argv[1:] if argv is None else argv
     report = {"date": datetime.date.today().isoformat(),
-              "command": " ".join(["python -m bench.compare", *(argv if argv is not None else sys.argv[1:])]),
+              "command": " ".join(["python -m bench.compare", *given]),
               "machine": {"cpus": os.cpu_count(), "processor": platform.processor(),
                           "python": platform.python_version(), "fastbp": fastbp.__version__},
               "rows": {}}

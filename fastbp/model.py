@@ -386,7 +386,7 @@ class MLP:
         layout, dtype = self._layout, self.dtype
         net = (layout.layers, self._gammas, self._loss_code, self._canonical, optimizer.l2,
                optimizer.code, optimizer.hyper())
-        if strategy == "sharded" and n_threads > 1:
+        if strategy == "sharded":
             n_shards = n_threads
             rows = -(-batch_size // n_shards)
             shard_grads = np.empty((n_shards, self.n_params), dtype=dtype)

@@ -113,3 +113,48 @@ def torch_epoch(row, threads=None):
         finally:
             torch.set_num_threads(previous)
     return epoch
+
+
+# SC: 24-8-2, tanh hidden, batch 200, one loss + gradient evaluation (no update).
+SC_SIZES, SC_BATCH = (24, 8, 2), 200
+
+
+def sc_data():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((SC_BATCH, SC_SIZES[0]), dtype=np.float32), \
+        rng.integers(0, SC_SIZES[-1], SC_BATCH)
+
+
+def sc_fastbp_kernel():
+    """The loss + gradient kernel called directly, on prepared buffers."""
+    from fastbp.kernels import train as K
+    X, y = sc_data()
+    model = fastbp.MLP(SC_SIZES, activation="tanh", seed=0)
+    Y = model._check_targets(y, SC_BATCH)
+    grads = np.empty_like(model.params)
+    acts, zs, deltas = model._layout.workspace(SC_BATCH, model.dtype)
+    layers, gammas = model._layout.layers, model._gammas
+    return lambda: K.forward_backward(X, Y, model.params, grads, layers, gammas,
+                                      model._loss_code, model._canonical, 0.0, SC_BATCH,
+                                      acts, zs, deltas)
+
+
+def sc_fastbp_api():
+    """``MLP.loss_and_grad``, input checks and a new gradient array included."""
+    X, y = sc_data()
+    model = fastbp.MLP(SC_SIZES, activation="tanh", seed=0)
+    return lambda: model.loss_and_grad(X, y)
+
+
+def sc_torch():
+    import torch
+    X, y = sc_data()
+    torch.manual_seed(0)
+    net = torch_network(SC_SIZES, hidden="tanh")
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def loss_grad():
+        net.zero_grad()
+        loss_fn(net(Xt), yt).backward()
+    return loss_grad

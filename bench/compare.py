@@ -71,31 +71,10 @@ def epoch_row(row, repeats, with_numpy=True):
 
 def sc_case(repeats):
     """24-8-2, tanh hidden, batch 200: one loss + gradient evaluation, no update."""
-    from fastbp.kernels import train as K
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((200, 24), dtype=np.float32)
-    y = rng.integers(0, 2, 200)
-    model = fastbp.MLP([24, 8, 2], activation="tanh", seed=0)
-    Y = model._check_targets(y, 200)
-    grads = np.empty_like(model.params)
-    acts, zs, deltas = model._layout.workspace(200, model.dtype)
-    layers, gammas = model._layout.layers, model._gammas
-
-    def kernel():
-        K.forward_backward(X, Y, model.params, grads, layers, gammas, model._loss_code,
-                           model._canonical, 0.0, 200, acts, zs, deltas)
-    out = {"fastbp-kernel": median_time(kernel, repeats * 2000) ,
-           "fastbp-loss_and_grad": median_time(lambda: model.loss_and_grad(X, y), repeats * 500)}
+    out = {"fastbp-kernel": median_time(baselines.sc_fastbp_kernel(), repeats * 2000),
+           "fastbp-loss_and_grad": median_time(baselines.sc_fastbp_api(), repeats * 500)}
     if has("torch"):
-        import torch
-        net = baselines.torch_network([24, 8, 2], hidden="tanh")
-        Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-        loss_fn = torch.nn.CrossEntropyLoss()
-
-        def torch_loss_grad():
-            net.zero_grad()
-            loss_fn(net(Xt), yt).backward()
-        out["torch"] = median_time(torch_loss_grad, repeats * 500)
+        out["torch"] = median_time(baselines.sc_torch(), repeats * 500)
     return out
 
 

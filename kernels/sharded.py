@@ -14,7 +14,7 @@ from numba import prange
 
 from ._config import parallel_kernel
 from .optim import update_slice
-from .train import FAN_OUT, UNIT_OFF, forward_backward, forward_pass
+from .train import FAN_OUT, UNIT_OFF, forward_backward, forward_pass, gather_rows
 
 # Parameters per slice of the parallel reduce + update: large enough to amortise
 # scheduling, small enough to keep a slice of every buffer in L1/L2.
@@ -39,8 +39,6 @@ def train_epoch_sharded(X, Y, perm, batch_size, params, shard_grads, state, laye
     The L2 term is added by the last shard only (it is never empty).
     """
     n = perm.shape[0]
-    n_features = X.shape[1]
-    n_outputs = Y.shape[1]
     n_shards = shard_grads.shape[0]
     n_params = params.shape[0]
     total = 0.0
@@ -56,12 +54,7 @@ def train_epoch_sharded(X, Y, perm, batch_size, params, shard_grads, state, laye
                 shard_grads[k][:] = 0
                 shard_loss[k] = 0.0
                 continue
-            xb = x_batch[k][:rows * n_features].reshape((rows, n_features))
-            yb = y_batch[k][:rows * n_outputs].reshape((rows, n_outputs))
-            for i in range(rows):
-                r = perm[start + lo + i]
-                xb[i, :] = X[r, :]
-                yb[i, :] = Y[r, :]
+            xb, yb = gather_rows(X, Y, perm, start + lo, rows, x_batch[k], y_batch[k])
             shard_loss[k] = forward_backward(xb, yb, params, shard_grads[k], layers, gammas,
                                              loss_code, canonical,
                                              l2 if k == n_shards - 1 else 0.0, n_rows,

@@ -75,6 +75,22 @@ def _preactivations(zs, acts_block, layers, l, n_rows):
 
 
 @kernel
+def gather_rows(X, Y, perm, start, n_rows, x_batch, y_batch):
+    """Copy rows ``perm[start:start + n_rows]`` of ``X`` and ``Y`` into the flat buffers.
+
+    Returns the ``(n_rows, n_features)`` and ``(n_rows, n_outputs)`` views written.
+    """
+    n_features, n_outputs = X.shape[1], Y.shape[1]
+    xb = x_batch[:n_rows * n_features].reshape((n_rows, n_features))
+    yb = y_batch[:n_rows * n_outputs].reshape((n_rows, n_outputs))
+    for i in range(n_rows):
+        r = perm[start + i]
+        xb[i, :] = X[r, :]
+        yb[i, :] = Y[r, :]
+    return xb, yb
+
+
+@kernel
 def forward_pass(x, params, layers, gammas, acts, zs):
     """Forward every layer for the rows of ``x`` ``(n_rows, n_features)``.
 
@@ -166,19 +182,12 @@ def train_epoch(X, Y, perm, batch_size, params, grads, state, layers, gammas,
         parameters are those of the last finite step.
     """
     n = perm.shape[0]
-    n_features = X.shape[1]
-    n_outputs = Y.shape[1]
     total = 0.0
     n_steps = (n + batch_size - 1) // batch_size
     for s in range(n_steps):
         start = s * batch_size
         n_rows = min(batch_size, n - start)
-        xb = x_batch[:n_rows * n_features].reshape((n_rows, n_features))
-        yb = y_batch[:n_rows * n_outputs].reshape((n_rows, n_outputs))
-        for i in range(n_rows):
-            r = perm[start + i]
-            xb[i, :] = X[r, :]
-            yb[i, :] = Y[r, :]
+        xb, yb = gather_rows(X, Y, perm, start, n_rows, x_batch, y_batch)
         loss = forward_backward(xb, yb, params, grads, layers, gammas, loss_code, canonical,
                                 l2, n_rows, acts, zs, deltas)
         if not np.isfinite(loss):

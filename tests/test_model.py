@@ -216,3 +216,15 @@ def test_auto_strategy_rule():
     model = fastbp.MLP([4, 8, 3], seed=0)
     model.fit(X, y, epochs=1, verbose=0)
     assert model.strategy_ == "serial"
+
+
+def test_r2_matches_scikit_learn():
+    from sklearn.metrics import r2_score as sk_r2
+    from fastbp.model import r2_score
+    rng = np.random.default_rng(0)
+    Y, out = rng.normal(size=(30, 3)), rng.normal(size=(30, 3))
+    assert r2_score(Y, out) == pytest.approx(sk_r2(Y, out), rel=1e-12)
+    Y[:, 1] = 2.0  # a constant column
+    assert r2_score(Y, out) == pytest.approx(sk_r2(Y, out), rel=1e-12)
+    out[:, 1] = 2.0
+    assert r2_score(Y, out) == pytest.approx(sk_r2(Y, out), rel=1e-12)

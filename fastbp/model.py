@@ -303,7 +303,8 @@ class MLP:
         X : (n_samples, n_features) array
         y : targets, see the class docstring for each loss
         optimizer : fastbp.optim optimizer, default ``Adam()``
-            Its state carries over to the next ``fit`` with the same object.
+            Its state carries over to the next ``fit`` with the same object;
+            its hyper-parameters are read at every ``fit``.
         epochs : int, default 10
         batch_size : int, default 32 (capped at the number of training samples)
         shuffle : bool, default True
@@ -378,7 +379,9 @@ class MLP:
             X_val, Y_val = X[order[:n_val]], Y[order[:n_val]]
             X, Y = X[order[n_val:]], Y[order[n_val:]]
         has_val = validation_data is not None or validation_fraction is not None
-        if optimizer is not self._optimizer or self._opt_state is None:
+        if (optimizer is not self._optimizer or self._opt_state is None
+                or self._opt_state.buffers.shape[0] != optimizer.n_buffers):
+            # a new optimizer, or one whose settings now need other buffers (momentum 0 → 0.9)
             self._optimizer = optimizer
             self._opt_state = optimizer.init(self._params, n_decay=self.n_coefs)
         state = self._opt_state

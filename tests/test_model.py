@@ -228,3 +228,15 @@ def test_r2_matches_scikit_learn():
     assert r2_score(Y, out) == pytest.approx(sk_r2(Y, out), rel=1e-12)
     out[:, 1] = 2.0
     assert r2_score(Y, out) == pytest.approx(sk_r2(Y, out), rel=1e-12)
+
+
+def test_changing_an_optimizer_between_fits_gets_fresh_buffers():
+    X, y = blobs()
+    model = fastbp.MLP([4, 8, 3], seed=0)
+    opt = SGD(0.05)
+    model.fit(X, y, optimizer=opt, epochs=1, verbose=0)
+    assert model._opt_state.buffers.shape[0] == 0
+    opt.momentum = 0.9  # now needs a velocity buffer
+    model.fit(X, y, optimizer=opt, epochs=2, verbose=0)
+    assert model._opt_state.buffers.shape == (1, model.n_params)
+    assert np.abs(model._opt_state.buffers).sum() > 0

@@ -4,47 +4,71 @@ The C library's ``exp`` and ``tanh`` are opaque calls that keep a loop scalar
 (measured here: about 3 and 9 ns per element); these use only multiply-adds, a
 floor, an integer shift and a bit cast, so the loops that call them vectorise.
 
-``x = k·ln2 + r`` with ``|r| ≤ ln2/2``; ``e^r − 1`` is its Taylor polynomial
-of degree 14 (truncation error below half a float64 ulp; float32 pays a few
-extra multiply-adds for one polynomial, written out without a loop) and
-``2^k`` is built from exponent bits in two halves, so overflow to inf and
-underflow to 0 happen in the final products, as in ``np.exp``.
+``x = k·ln2 + r`` with ``|r| ≤ ln2/2``; ``e^r − 1`` is its Taylor polynomial of
+degree 14 (truncation below half a float64 ulp; float32 evaluates the same
+polynomial) and ``2^k`` is built from exponent bits in two halves, clamped to the
+normal range, so overflow to inf and underflow to 0 happen in the final
+products, as in ``np.exp``. Constants that differ between float32 and float64
+are chosen at compile time from the argument's type.
 """
 import numpy as np
 from numba import types
-from numba.extending import intrinsic, overload
+from numba.extending import intrinsic
 
-from ._config import ERROR_MODEL, FASTMATH, inline
+from ._config import inline
 
 LOG2E = 1.4426950408889634
-# ln 2 split so that k·LN2_HI is exact for the k that occur (Cody and Waite)
+# ln 2 split so that k·LN2_HI is exact for the k that matter (Cody and Waite)
 LN2_HI32, LN2_LO32 = 0.693145751953125, 1.4286068203094173e-06
 LN2_HI64, LN2_LO64 = 0.6931471803691238, 1.9082149292705877e-10
-# clamps that keep both halves of 2^k normal; beyond them the result is 0 or inf already
-CLAMP32, CLAMP64 = (-104.0, 89.0), (-746.0, 710.0)
+# beyond this |x| every result is already 0, ±1 or inf in float64 and float32
+X_LIMIT = 1100.0
 # 1/k! for k = 2..14
 C2, C3, C4, C5, C6, C7, C8 = (1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040, 1 / 40320)
 C9, C10, C11, C12, C13, C14 = (1 / 362880, 1 / 3628800, 1 / 39916800, 1 / 479001600,
                                1 / 6227020800, 1 / 87178291200)
 
 
+def _float_format(like):
+    """(int type, exponent bias, mantissa bits) of a float type."""
+    if like == types.float32:
+        return types.int32, 127, 23
+    if like == types.float64:
+        return types.int64, 1023, 52
+    return None
+
+
 @intrinsic
 def _pow2(typingctx, k, like):
-    """``2.0**k`` as a float of ``like``'s type, from exponent bits (``k`` in range)."""
-    if like == types.float32:
-        int_type, bias, shift = types.int32, 127, 23
-    elif like == types.float64:
-        int_type, bias, shift = types.int64, 1023, 52
-    else:
+    """``2.0**k`` in ``like``'s float type, ``k`` (int64) clamped to the normal exponents."""
+    fmt = _float_format(like)
+    if fmt is None or k != types.int64:
         return None
+    int_type, bias, shift = fmt
 
     def codegen(context, builder, signature, args):
+        i64 = context.get_value_type(types.int64)
+        lo, hi = i64(1 - bias), i64(bias)
+        e = args[0]
+        e = builder.select(builder.icmp_signed("<", e, lo), lo, e)
+        e = builder.select(builder.icmp_signed(">", e, hi), hi, e)
         ir_int = context.get_value_type(int_type)
-        bits = builder.add(builder.trunc(args[0], ir_int) if int_type == types.int32
-                           else args[0], ir_int(bias))
-        bits = builder.shl(bits, ir_int(shift))
-        return builder.bitcast(bits, context.get_value_type(like))
+        bits = builder.add(builder.trunc(e, ir_int) if int_type == types.int32 else e,
+                           ir_int(bias))
+        return builder.bitcast(builder.shl(bits, ir_int(shift)), context.get_value_type(like))
     return like(types.int64, like), codegen
+
+
+@intrinsic
+def _pick(typingctx, like, value32, value64):
+    """``value32`` as float32 when ``like`` is float32, else ``value64`` (at compile time)."""
+    if _float_format(like) is None:
+        return None
+    index = 1 if like == types.float32 else 2
+
+    def codegen(context, builder, signature, args):
+        return context.cast(builder, args[index], signature.args[index], like)
+    return like(like, value32, value64), codegen
 
 
 @inline
@@ -67,62 +91,35 @@ def _expm1_taylor(r):
 
 
 @inline
-def _exp_parts(x, lo, hi, ln2_hi, ln2_lo):
-    """``(k, e^r − 1, 2^(k//2), 2^(k − k//2))`` for ``x`` clamped to ``[lo, hi]``."""
+def _exp_parts(x):
+    """``(k, e^r − 1, 2^(k//2), 2^(k − k//2))`` for ``x = k·ln2 + r``."""
     t = type(x)
-    xc = min(max(x, t(lo)), t(hi))
+    xc = min(max(x, t(-X_LIMIT)), t(X_LIMIT))
     k = np.floor(xc * t(LOG2E) + t(0.5))
-    r = (xc - k * t(ln2_hi)) - k * t(ln2_lo)
+    r = (xc - k * _pick(x, LN2_HI32, LN2_HI64)) - k * _pick(x, LN2_LO32, LN2_LO64)
     k_int = np.int64(k)
     half = k_int >> 1
     return k_int, _expm1_taylor(r), _pow2(half, x), _pow2(k_int - half, x)
 
 
 @inline
-def _exp(x, lo, hi, ln2_hi, ln2_lo):
-    _, q, s1, s2 = _exp_parts(x, lo, hi, ln2_hi, ln2_lo)
+def fast_exp(x):
+    """e^x of a float32 or float64 scalar (NaN stays NaN)."""
+    _, q, s1, s2 = _exp_parts(x)
     return x if x != x else (q * s1 + s1) * s2
 
 
 @inline
-def _expm1(x, lo, hi, ln2_hi, ln2_lo):
-    k, q, s1, s2 = _exp_parts(x, lo, hi, ln2_hi, ln2_lo)
-    # k = 0 keeps the polynomial's full relative precision near 0
-    return x if x != x else (q if k == 0 else (q * s1 + s1) * s2 - type(x)(1.0))
+def fast_expm1(x):
+    """e^x − 1, with full relative precision near 0 (k = 0 keeps the polynomial)."""
+    k, q, s1, s2 = _exp_parts(x)
+    return x if x != x else (q if k == 0 else (q * s1 + s1) * s2 - type(x)(1))
 
 
 @inline
-def _tanh(x, lo, hi, ln2_hi, ln2_lo):
-    u = _expm1(-2 * abs(x), lo, hi, ln2_hi, ln2_lo)  # in (-1, 0]: no cancellation
-    v = -u / (u + type(x)(2.0))
-    return -v if x < 0 else v
-
-
-def fast_exp(x):
-    """e^x; called from a kernel, the overload below compiles in."""
-    return np.exp(x)
-
-
-def fast_expm1(x):
-    """e^x − 1, with full relative precision near 0."""
-    return np.expm1(x)
-
-
 def fast_tanh(x):
-    """tanh(x), with full relative precision near 0."""
-    return np.tanh(x)
-
-
-def _register(function, generic):
-    @overload(function, jit_options={"fastmath": set(FASTMATH), "error_model": ERROR_MODEL})
-    def _typed(x):
-        if x == types.float32:
-            return lambda x: generic(x, CLAMP32[0], CLAMP32[1], LN2_HI32, LN2_LO32)
-        if x == types.float64:
-            return lambda x: generic(x, CLAMP64[0], CLAMP64[1], LN2_HI64, LN2_LO64)
-    return _typed
-
-
-_register(fast_exp, _exp)
-_register(fast_expm1, _expm1)
-_register(fast_tanh, _tanh)
+    """tanh(x) = −u/(u + 2) with u = e^(−2|x|) − 1 in (−1, 0]: no cancellation near 0."""
+    t = type(x)  # typed constants: an int literal would promote float32 to float64
+    u = fast_expm1(t(-2) * abs(x))
+    v = -u / (u + t(2))
+    return -v if x < t(0) else v

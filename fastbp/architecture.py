@@ -165,15 +165,15 @@ class Layout:
                 slopes[l] = flat[g:g + fan_out]
         return coefs, intercepts, slopes
 
-    def workspace(self, capacity, dtype):
-        """``(acts, zs, deltas)`` for batches of up to ``capacity`` rows."""
-        size = capacity * self.total_units
-        zs = np.empty(size if self.has_prelu else 0, dtype=dtype)
-        return np.empty(size, dtype=dtype), zs, np.empty(size, dtype=dtype)
+    def workspace(self, capacity, dtype, n_workers=None):
+        """``(acts, zs, deltas)`` for batches of up to ``capacity`` rows.
 
-    def workspace_bytes(self, capacity, dtype):
-        """Bytes that ``workspace(capacity, dtype)`` allocates."""
-        return (3 if self.has_prelu else 2) * capacity * self.total_units * np.dtype(dtype).itemsize
+        Flat arrays, or ``(n_workers, size)`` arrays with one row per thread.
+        """
+        size = capacity * self.total_units
+        shape = (lambda k: k) if n_workers is None else (lambda k: (n_workers, k))
+        zs = np.empty(shape(size if self.has_prelu else 0), dtype=dtype)
+        return np.empty(shape(size), dtype=dtype), zs, np.empty(shape(size), dtype=dtype)
 
     def describe(self):
         """``'784-256[relu]-10[softmax]'``."""

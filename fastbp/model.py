@@ -223,8 +223,7 @@ class MLP:
         n_threads = min(resolve_n_jobs(None), -(-n // PARALLEL_PREDICT_MIN_ROWS))
         if n_threads > 1:
             rows = min(PREDICT_CHUNK, -(-n // n_threads))
-            acts, zs, _ = (np.stack([buf] * n_threads) for buf in
-                           self._layout.workspace(rows, self.dtype))
+            acts, zs, _ = self._layout.workspace(rows, self.dtype, n_workers=n_threads)
             with thread_limit(n_threads, 1):  # BLAS single-threaded inside the prange
                 KS.predict_rows_parallel(X, self._params, self._layout.layers, self._gammas,
                                          acts, zs, out)
@@ -408,8 +407,7 @@ class MLP:
             shard_grads = np.empty((n_shards, self.n_params), dtype=dtype)
             x_batch = np.empty((n_shards, rows * X.shape[1]), dtype=dtype)
             y_batch = np.empty((n_shards, rows * Y.shape[1]), dtype=dtype)
-            acts, zs, deltas = (np.stack([buf] * n_shards) for buf in
-                                layout.workspace(rows, dtype))
+            acts, zs, deltas = layout.workspace(rows, dtype, n_workers=n_shards)
             shard_loss = np.empty(n_shards)
 
             def run(perm):

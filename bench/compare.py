@@ -24,7 +24,7 @@ import fastbp
 from bench import baselines
 from bench.grid import GRID, flops_per_epoch, make_data
 
-STRATEGIES = ("serial", "blas", "sharded")
+STRATEGIES = ("serial", "blas", "sharded", "columns")
 
 
 def median_time(fn, repeats, warmup=1):
@@ -163,7 +163,7 @@ def main(argv=None):
     report["gemm_gflops"] = peak
     print(f"float32 GEMM 2048³: {peak:.1f} GFLOP/s (same run)\n")
     header = (f"{'row':<4}{'fastbp':>9}{'strategy':>9}{'serial':>8}{'blas':>8}{'sharded':>8}"
-              f"{'numpy':>8}{'sklearn':>8}{'torch1':>8}{'torchN':>8}"
+              f"{'columns':>8}{'numpy':>8}{'sklearn':>8}{'torch1':>8}{'torchN':>8}"
               f"{'×torch':>8}{'×sklearn':>9}{'GFLOP/s':>8}{'%GEMM':>7}")
     print(header)
     for row in rows:
@@ -179,7 +179,7 @@ def main(argv=None):
         cell = lambda k: f"{times[k]:8.3f}" if k in times else f"{'-':>8}"  # noqa: E731
         vs_torch = f"{entry['vs_best_torch']:8.2f}" if best_torch else f"{'-':>8}"
         print(f"{row:<4}{ours:9.3f}{chosen:>9}{cell('fastbp-serial')}{cell('fastbp-blas')}"
-              f"{cell('fastbp-sharded')}{cell('numpy')}{cell('sklearn')}{cell('torch-1thread')}"
+              f"{cell('fastbp-sharded')}{cell('fastbp-columns')}{cell('numpy')}{cell('sklearn')}{cell('torch-1thread')}"
               f"{cell('torch-default')}{vs_torch}{entry['vs_sklearn']:9.2f}{gflops:8.1f}"
               f"{entry['fraction_of_gemm']:7.0%}", flush=True)
     print("(seconds per epoch, medians of", args.repeats, "epochs; ×: baseline time / fastbp time)")

@@ -13,6 +13,7 @@ IMPLEMENTATIONS = {
     "fastbp-serial": lambda row: baselines.fastbp_epoch(row, "serial"),
     "fastbp-blas": lambda row: baselines.fastbp_epoch(row, "blas"),
     "fastbp-sharded": lambda row: baselines.fastbp_epoch(row, "sharded"),
+    "fastbp-columns": lambda row: baselines.fastbp_epoch(row, "columns"),
     "numpy": baselines.numpy_epoch,
     "sklearn": baselines.sklearn_epoch,
     "torch": lambda row: baselines.torch_epoch(row),

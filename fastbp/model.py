@@ -9,10 +9,11 @@ from tqdm.auto import tqdm
 
 from . import architecture as arch
 from ._threads import resolve_n_jobs, thread_limit
-from .strategy import check_strategy, choose_strategy, thread_counts
+from .strategy import check_strategy, choose_strategy, thread_counts, unit_bounds
 from ._validation import check_array, check_fraction, check_int
 from .history import History
 from .kernels import sharded as KS
+from .kernels import columns as KC
 from .kernels import train as K
 from .optim import Adam, Optimizer
 
@@ -326,7 +327,7 @@ class MLP:
         n_jobs : int, optional
             Threads for the kernels and the BLAS they call (-1: all cores;
             default: Numba's current thread count).
-        strategy : {'auto', 'serial', 'blas', 'sharded'}, default 'auto'
+        strategy : {'auto', 'serial', 'blas', 'sharded', 'columns'}, default 'auto'
             How each epoch runs (see ``fastbp.strategy``); ``auto`` picks by
             the network's shape. Every strategy gives the same results within
             float tolerance.
@@ -389,6 +390,8 @@ class MLP:
         batch_size = min(batch_size, X.shape[0])
         if strategy == "auto":
             strategy = choose_strategy(self._layout, batch_size, n_threads)
+        elif strategy == "columns" and len(self._layout.sizes) < 3:
+            strategy = "serial"  # no hidden layer to split
         self.strategy_ = strategy
         run_epoch = self._epoch_runner(X, Y, optimizer, state, batch_size, strategy, n_threads)
         self._train(run_epoch, X.shape[0], batch_size, state, history, epochs, shuffle,
@@ -419,6 +422,21 @@ class MLP:
         x_batch = np.empty(batch_size * X.shape[1], dtype=dtype)
         y_batch = np.empty(batch_size * Y.shape[1], dtype=dtype)
         acts, zs, deltas = layout.workspace(batch_size, dtype)
+        if strategy == "columns":
+            bounds = unit_bounds(layout, n_threads)
+            private = layout.workspace(batch_size, dtype, n_workers=n_threads)
+            squares = np.empty(n_threads)
+            alpha_beta = np.array([1, 0, 1, 1], dtype=dtype)
+            packed_params = np.empty_like(self._params)
+            packed_state = np.empty_like(state.buffers)
+
+            def run(perm):
+                return KC.train_epoch_columns(X, Y, perm, batch_size, self._params, grads,
+                                              state.buffers, *net, state.step, state.n_decay,
+                                              x_batch, y_batch, acts, zs, deltas, bounds,
+                                              *private, squares, alpha_beta,
+                                              packed_params, packed_state)
+            return run
 
         def run(perm):
             return K.train_epoch(X, Y, perm, batch_size, self._params, grads, state.buffers,

@@ -102,6 +102,16 @@ def _times_derivative_by_code(grad, a, z, code, gamma):
 
 
 @kernel
+def bias_activation(product, b, code, gamma, z_out, a_out):
+    """``a_out = f(product + b)`` for every activation but softmax (prelu also writes ``z_out``).
+
+    The epilogue of ``dense_forward``, on its own for kernels that compute the
+    product themselves; ``product`` is ``z_out`` for prelu, else ``a_out``.
+    """
+    _bias_activation_by_code(product, b, code, gamma, z_out, a_out)
+
+
+@kernel
 def dense_forward(a_in, W, b, code, gamma, z_out, a_out):
     """Write ``a_out = f(a_in @ W + b)`` in place.
 
@@ -137,7 +147,7 @@ def dense_forward(a_in, W, b, code, gamma, z_out, a_out):
             for j in range(fan_out):
                 a_out[i, j] *= inv
         return
-    _bias_activation_by_code(product, b, code, gamma, z_out, a_out)
+    bias_activation(product, b, code, gamma, z_out, a_out)
 
 
 @kernel

@@ -197,3 +197,29 @@ def test_all_finite(bad, dtype):
         b = a.copy()
         b[where] = bad
         assert not all_finite(b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("beta", [0, 1])
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True),
+                                             (True, True)])
+def test_gemm_on_blocks_of_flat_buffers(trans_a, trans_b, beta, dtype, rng):
+    """Column blocks of wider row-major matrices, addressed by offset and row stride."""
+    from fastbp.kernels.blas import NO_TRANS, TRANS, gemm
+    m, n, k = 5, 4, 7
+    a_shape = (k, m) if trans_a else (m, k)
+    b_shape = (n, k) if trans_b else (k, n)
+    A = draw(rng, dtype, a_shape[0], a_shape[1] + 3)  # the block starts at column 2
+    B = draw(rng, dtype, b_shape[0], b_shape[1] + 1)  # ... at column 1
+    C = draw(rng, dtype, m, n + 5)  # ... at column 3
+    a_block = A[:, 2:2 + a_shape[1]]
+    b_block = B[:, 1:1 + b_shape[1]]
+    expected = C.astype(np.float64)
+    expected[:, 3:3 + n] = (beta * expected[:, 3:3 + n]
+                            + (a_block.T if trans_a else a_block).astype(np.float64)
+                            @ (b_block.T if trans_b else b_block).astype(np.float64))
+    status = gemm(TRANS if trans_a else NO_TRANS, TRANS if trans_b else NO_TRANS, m, n, k,
+                  A.reshape(-1)[2:], A.shape[1], B.reshape(-1)[1:], B.shape[1],
+                  C.reshape(-1)[3:], C.shape[1], np.array([1, beta], dtype=dtype))
+    assert status == 0
+    assert_close(C, expected, dtype, "C, its block and the untouched columns around it")

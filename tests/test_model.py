@@ -210,7 +210,11 @@ def test_auto_strategy_rule():
     tiny = fastbp.MLP([64, 32, 10])._layout
     medium = fastbp.MLP([784, 256, 256, 10])._layout
     assert choose_strategy(tiny, 32, 2) == "serial"
-    assert choose_strategy(medium, 128, 2) == "blas"
+    small = fastbp.MLP([784, 128, 10])._layout
+    no_hidden = fastbp.MLP([784, 10])._layout
+    assert choose_strategy(medium, 128, 2) == "columns"
+    assert choose_strategy(small, 32, 2) == "columns"
+    assert choose_strategy(no_hidden, 256, 2) == "serial"
     assert choose_strategy(medium, 128, 1) == "serial"
     X, y = blobs()
     model = fastbp.MLP([4, 8, 3], seed=0)

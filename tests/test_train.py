@@ -6,7 +6,7 @@ from conftest import DTYPES, assert_close, reference_gammas, reference_loss_and_
 import reference as ref
 import fastbp
 from fastbp._threads import thread_limit
-from fastbp.optim import SGD, Adam
+from fastbp.optim import SGD, Adam, AdamW
 from fastbp.strategy import thread_counts
 
 
@@ -33,7 +33,7 @@ def reference_epochs(model, opt, X, Y, batch, epochs):
     return losses, p
 
 
-@pytest.mark.parametrize("strategy", ["serial", "blas", "sharded"])
+@pytest.mark.parametrize("strategy", ["serial", "blas", "sharded", "columns"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("opt", [SGD(0.1, momentum=0.9), Adam(0.01)], ids=["sgd", "adam"])
 @pytest.mark.parametrize("activation,batch", [("tanh", 5), ("prelu", 3)])
@@ -53,7 +53,7 @@ def test_every_strategy_matches_reference_minibatch_loop(activation, batch, opt,
     assert_close(model.params, p, dtype, "parameters after two epochs")
 
 
-@pytest.mark.parametrize("strategy", ["serial", "blas", "sharded"])
+@pytest.mark.parametrize("strategy", ["serial", "blas", "sharded", "columns"])
 def test_same_seed_and_threads_give_bit_identical_weights(strategy):
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((300, 8)), rng.integers(0, 4, 300)
@@ -66,7 +66,7 @@ def test_same_seed_and_threads_give_bit_identical_weights(strategy):
     np.testing.assert_array_equal(runs[0], runs[1])
 
 
-@pytest.mark.parametrize("strategy", ["serial", "sharded"])
+@pytest.mark.parametrize("strategy", ["serial", "sharded", "columns"])
 def test_step_loop_does_not_allocate(strategy):
     """Allocations per epoch call do not grow with the number of steps."""
     from numba.core.runtime import _nrt_python, rtsys
@@ -88,6 +88,63 @@ def test_step_loop_does_not_allocate(strategy):
         finally:
             _nrt_python.memsys_disable_stats()
     assert counts[0] == counts[1], f"allocations for 1 step vs 100 steps: {counts}"
+
+
+@pytest.mark.parametrize("n_blocks", [1, 2, 3])
+@pytest.mark.parametrize("opt", [SGD(0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+                                 SGD(0.1), AdamW(0.01, weight_decay=0.05)],
+                         ids=["nesterov-l2", "plain-sgd", "adamw"])
+@pytest.mark.parametrize("activation,output", [("prelu", "softmax"), ("tanh", "prelu")])
+def test_columns_epoch_matches_serial_epoch(activation, output, opt, n_blocks):
+    """Units split into 1-3 blocks (more blocks than cores is allowed), blocks of
+    uneven width, coupled and decoupled decay, prelu slopes on either side of
+    the split, a short last batch: parameters, optimizer state and loss agree."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((45, 6))
+    results = []
+    for strategy in ("serial", "columns"):
+        model = fastbp.MLP([6, 40, 33, 3], activation=activation, output=output,
+                           dtype=np.float64, seed=2)
+        Y = model._check_targets(rng.integers(0, 3, 45) if output == "softmax"
+                                 else rng.standard_normal((45, 3)), 45)
+        state = opt.init(model.params, n_decay=model.n_coefs)
+        run = model._epoch_runner(model._check_X(X), Y, opt, state, 8, strategy, n_blocks)
+        with thread_limit(*thread_counts(strategy, 2)):
+            losses = [run(np.random.default_rng(e).permutation(45)) for e in range(2)]
+        results.append((losses, model.params.copy(), state.buffers.copy()))
+        rng = np.random.default_rng(5)
+        X = rng.standard_normal((45, 6))
+    (serial_loss, serial_p, serial_s), (col_loss, col_p, col_s) = results
+    np.testing.assert_allclose(col_loss, serial_loss, rtol=1e-12)
+    np.testing.assert_allclose(col_p, serial_p, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(col_s, serial_s, rtol=1e-10, atol=1e-12)
+
+
+def test_columns_unit_bounds_align_wide_layers_and_cover_every_unit():
+    from fastbp.strategy import unit_bounds
+    layout = fastbp.MLP([784, 1000, 20, 10])._layout
+    bounds = unit_bounds(layout, 3)
+    assert bounds[0].tolist() == [0, 336, 672, 1000]  # multiples of 16
+    assert bounds[1].tolist() == [0, 7, 13, 20]  # too narrow to align
+    assert bounds[:, 0].tolist() == [0, 0, 0] and bounds[:2, -1].tolist() == [1000, 20]
+
+
+def test_columns_stops_a_diverging_epoch_with_the_last_finite_weights():
+    X = np.random.default_rng(0).standard_normal((64, 4)) * 1e3
+    model = fastbp.MLP([4, 16, 1], output="identity", seed=0)
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        history = model.fit(X, X[:, 0] * 1e3, optimizer=SGD(10.0), epochs=5, batch_size=8,
+                            verbose=0, n_jobs=2, strategy="columns")
+    assert model.strategy_ == "columns"
+    assert history.stop_reason == "diverged"
+    assert np.all(np.isfinite(model.params))
+
+
+def test_columns_without_a_hidden_layer_runs_serial():
+    X = np.random.default_rng(0).standard_normal((20, 4))
+    model = fastbp.MLP([4, 3], seed=0)
+    model.fit(X, np.arange(20) % 3, epochs=1, verbose=0, n_jobs=2, strategy="columns")
+    assert model.strategy_ == "serial"
 
 
 @pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])

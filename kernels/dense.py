@@ -10,95 +10,97 @@ fused into a single pass over the product while it is still in cache.
 """
 import numpy as np
 
-from ._config import kernel
+from . import activations as A
+from ._config import inline, kernel
 from .activations import (ELU, HARD_LOGISTIC, HARD_TANH, IDENTITY, LEAKY_RELU, LOGISTIC,
-                          PRELU, RELU, SOFTMAX, SOFTPLUS, TANH, activate,
-                          derivative_from_output)
-from ._config import inline
+                          PRELU, RELU, SOFTMAX, SOFTPLUS, TANH)
 
 
 @inline
-def _bias_activation(product, b, code, gamma, gamma_stride, z_out, a_out):
-    """``a_out = f(product + b)``; prelu also keeps ``z_out = product + b``.
+def _bias_activation(product, b, f, gamma, a_out):
+    """``a_out = f(product + b)`` with one constant ``γ``.
 
-    Except for prelu (whose slope depends on the column), the activation runs
-    as one loop over the whole contiguous block rather than row by row: rows
-    of a narrow layer (8 units) are shorter than one vectorised iteration.
+    The activation runs as one loop over the whole contiguous block rather
+    than row by row: rows of a narrow layer (8 units) are shorter than one
+    vectorised iteration.
     """
     n, fan_out = a_out.shape
-    if code == PRELU:
-        for i in range(n):
-            for j in range(fan_out):
-                z = product[i, j] + b[j]
-                z_out[i, j] = z
-                a_out[i, j] = activate(z, code, gamma[j * gamma_stride])
-        return
     for i in range(n):
         for j in range(fan_out):
             a_out[i, j] = product[i, j] + b[j]
-    if code != IDENTITY:
-        flat = a_out.reshape(n * fan_out)
-        g = gamma[0]
-        for k in range(n * fan_out):
-            flat[k] = activate(flat[k], code, g)
+    flat = a_out.reshape(n * fan_out)
+    g = gamma[0]
+    for k in range(n * fan_out):
+        flat[k] = f(flat[k], g)
 
 
 @inline
-def _times_derivative(grad, a, z, code, gamma, gamma_stride):
-    """``grad ⊙= f'`` elementwise."""
+def _bias_prelu(product, b, slopes, z_out, a_out):
+    """prelu: ``z_out = product + b`` is kept for backward; column ``j`` has slope ``slopes[j]``."""
+    n, fan_out = a_out.shape
+    for i in range(n):
+        for j in range(fan_out):
+            z = product[i, j] + b[j]
+            z_out[i, j] = z
+            a_out[i, j] = A.leaky_relu(z, slopes[j])
+
+
+@inline
+def _times_derivative(grad, a, z, f_grad, gamma, gamma_stride):
+    """``grad ⊙= f'``; ``γ`` is ``gamma[j · gamma_stride]`` for column ``j``."""
     n, width = grad.shape
     for i in range(n):
         for j in range(width):
-            grad[i, j] *= derivative_from_output(a[i, j], z[i, j], code, gamma[j * gamma_stride])
+            grad[i, j] *= f_grad(a[i, j], z[i, j], gamma[j * gamma_stride])
 
 
-# The two helpers above are inlined once per activation with the code as a
-# constant: the compiler then drops the other activations' branches and
-# vectorises the loop (one generic loop measured 2.7 ns per element for relu).
+# The helpers above are inlined once per activation, each with its own scalar
+# function: the compiler vectorises each loop with only that activation inside
+# (one generic loop switching on the code measured 2.7 ns per element for relu).
 @inline
 def _bias_activation_by_code(product, b, code, gamma, z_out, a_out):
     if code == RELU:
-        _bias_activation(product, b, RELU, gamma, 0, z_out, a_out)
+        _bias_activation(product, b, A.relu, gamma, a_out)
     elif code == IDENTITY:
-        _bias_activation(product, b, IDENTITY, gamma, 0, z_out, a_out)
+        _bias_activation(product, b, A.identity, gamma, a_out)
     elif code == TANH:
-        _bias_activation(product, b, TANH, gamma, 0, z_out, a_out)
+        _bias_activation(product, b, A.tanh, gamma, a_out)
     elif code == LOGISTIC:
-        _bias_activation(product, b, LOGISTIC, gamma, 0, z_out, a_out)
+        _bias_activation(product, b, A.logistic, gamma, a_out)
     elif code == LEAKY_RELU:
-        _bias_activation(product, b, LEAKY_RELU, gamma, 0, z_out, a_out)
+        _bias_activation(product, b, A.leaky_relu, gamma, a_out)
     elif code == PRELU:
-        _bias_activation(product, b, PRELU, gamma, 1, z_out, a_out)
+        _bias_prelu(product, b, gamma, z_out, a_out)
     elif code == ELU:
-        _bias_activation(product, b, ELU, gamma, 0, z_out, a_out)
+        _bias_activation(product, b, A.elu, gamma, a_out)
     elif code == SOFTPLUS:
-        _bias_activation(product, b, SOFTPLUS, gamma, 0, z_out, a_out)
+        _bias_activation(product, b, A.softplus, gamma, a_out)
     elif code == HARD_LOGISTIC:
-        _bias_activation(product, b, HARD_LOGISTIC, gamma, 0, z_out, a_out)
+        _bias_activation(product, b, A.hard_logistic, gamma, a_out)
     elif code == HARD_TANH:
-        _bias_activation(product, b, HARD_TANH, gamma, 0, z_out, a_out)
+        _bias_activation(product, b, A.hard_tanh, gamma, a_out)
 
 
 @inline
 def _times_derivative_by_code(grad, a, z, code, gamma):
     if code == RELU:
-        _times_derivative(grad, a, z, RELU, gamma, 0)
+        _times_derivative(grad, a, z, A.relu_grad, gamma, 0)
     elif code == TANH:
-        _times_derivative(grad, a, z, TANH, gamma, 0)
+        _times_derivative(grad, a, z, A.tanh_grad, gamma, 0)
     elif code == LOGISTIC:
-        _times_derivative(grad, a, z, LOGISTIC, gamma, 0)
+        _times_derivative(grad, a, z, A.logistic_grad, gamma, 0)
     elif code == LEAKY_RELU:
-        _times_derivative(grad, a, z, LEAKY_RELU, gamma, 0)
+        _times_derivative(grad, a, z, A.leaky_relu_grad, gamma, 0)
     elif code == PRELU:
-        _times_derivative(grad, a, z, PRELU, gamma, 1)
+        _times_derivative(grad, a, z, A.prelu_grad, gamma, 1)
     elif code == ELU:
-        _times_derivative(grad, a, z, ELU, gamma, 0)
+        _times_derivative(grad, a, z, A.elu_grad, gamma, 0)
     elif code == SOFTPLUS:
-        _times_derivative(grad, a, z, SOFTPLUS, gamma, 0)
+        _times_derivative(grad, a, z, A.softplus_grad, gamma, 0)
     elif code == HARD_LOGISTIC:
-        _times_derivative(grad, a, z, HARD_LOGISTIC, gamma, 0)
+        _times_derivative(grad, a, z, A.hard_logistic_grad, gamma, 0)
     elif code == HARD_TANH:
-        _times_derivative(grad, a, z, HARD_TANH, gamma, 0)
+        _times_derivative(grad, a, z, A.hard_tanh_grad, gamma, 0)
 
 
 @kernel

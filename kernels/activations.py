@@ -13,6 +13,7 @@ prelu, the scale of elu; it is ignored by the others.
 import numpy as np
 
 from ._config import inline
+from .elementary import fast_exp, fast_expm1, fast_tanh
 
 IDENTITY = 0
 LOGISTIC = 1
@@ -49,7 +50,7 @@ def identity_grad(a, z, g):
 @inline
 def logistic(z, g):
     t = type(z)
-    return t(1) / (t(1) + np.exp(-z))
+    return t(1) / (t(1) + fast_exp(-z))
 
 
 @inline
@@ -59,7 +60,7 @@ def logistic_grad(a, z, g):
 
 @inline
 def tanh(z, g):
-    return np.tanh(z)
+    return fast_tanh(z)
 
 
 @inline
@@ -97,7 +98,7 @@ def prelu_grad(a, z, g):
 
 @inline
 def elu(z, g):
-    return g * np.expm1(z) if z <= type(z)(0) else z
+    return g * fast_expm1(z) if z <= type(z)(0) else z
 
 
 @inline
@@ -109,13 +110,13 @@ def elu_grad(a, z, g):
 def softplus(z, g):
     # log(1 + e^z) without overflow: max(z, 0) + log1p(e^-|z|)
     t = type(z)
-    return max(z, t(0)) + np.log1p(np.exp(-abs(z)))
+    return max(z, t(0)) + np.log1p(fast_exp(-abs(z)))
 
 
 @inline
 def softplus_grad(a, z, g):
     # softplus' = logistic(z) = 1 - e^-a
-    return -np.expm1(-a)
+    return -fast_expm1(-a)
 
 
 @inline

@@ -223,3 +223,34 @@ def test_gemm_on_blocks_of_flat_buffers(trans_a, trans_b, beta, dtype, rng):
                   C.reshape(-1)[3:], C.shape[1], np.array([1, beta], dtype=dtype))
     assert status == 0
     assert_close(C, expected, dtype, "C, its block and the untouched columns around it")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["exp", "expm1", "tanh"])
+def test_elementary_functions_match_numpy(name, dtype):
+    """The vectorisable exp/expm1/tanh: within a few ulp of NumPy, special values exact."""
+    import numba
+    from fastbp.kernels import elementary
+    from fastbp.kernels._config import ERROR_MODEL, FASTMATH
+    fn = getattr(elementary, f"fast_{name}")
+
+    @numba.njit(fastmath=set(FASTMATH), error_model=ERROR_MODEL)
+    def apply(a, out):
+        for i in range(a.size):
+            out[i] = fn(a[i])
+
+    rng = np.random.default_rng(0)
+    info = np.finfo(dtype)
+    limit = np.log(info.max) * 1.05
+    a = np.concatenate([rng.uniform(-limit, limit, 20000), rng.uniform(-1, 1, 20000),
+                        np.sign(rng.uniform(-1, 1, 5000)) * 10.0 ** rng.uniform(-30, 0, 5000),
+                        [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-45]]).astype(dtype)
+    out = np.empty_like(a)
+    apply(a, out)
+    with np.errstate(all="ignore"):
+        expected = getattr(np, name)(a.astype(np.float64)).astype(dtype).astype(np.float64)
+    normal = np.isfinite(expected) & (np.abs(expected) >= info.tiny)
+    ulps = {np.float32: 4, np.float64: 256}[dtype]  # reassociation costs float64 some bits
+    np.testing.assert_allclose(out[normal], expected[normal], rtol=ulps * info.eps, atol=0)
+    # inf, NaN, 0 and results that underflow: the same as NumPy (up to the smallest normal)
+    np.testing.assert_allclose(out[~normal], expected[~normal], rtol=0, atol=info.tiny)

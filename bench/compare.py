@@ -52,21 +52,36 @@ def has(module):
         return False
 
 
+def interleaved_medians(runners, repeats):
+    """Median time of each runner, one warm-up call each, then rounds of one call per runner.
+
+    Interleaving spreads a change in the shared machine's load over every runner
+    instead of charging it to whichever ran at that moment.
+    """
+    for fn in runners.values():
+        fn()
+    times = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, fn in runners.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def epoch_row(row, repeats, with_numpy=True):
-    """Median epoch times of every implementation for one grid row."""
-    times = {}
-    for strategy in STRATEGIES:
-        times[f"fastbp-{strategy}"] = median_time(baselines.fastbp_epoch(row, strategy), repeats)
+    """Median epoch times of every implementation for one grid row, measured interleaved."""
+    runners = {f"fastbp-{strategy}": baselines.fastbp_epoch(row, strategy)
+               for strategy in STRATEGIES}
     auto = baselines.fastbp_epoch(row, "auto")
-    times["fastbp"] = median_time(auto, repeats)
-    chosen = auto.model.strategy_
+    runners["fastbp"] = auto
     if with_numpy:
-        times["numpy"] = median_time(baselines.numpy_epoch(row), repeats)
-    times["sklearn"] = median_time(baselines.sklearn_epoch(row), repeats)
+        runners["numpy"] = baselines.numpy_epoch(row)
+    runners["sklearn"] = baselines.sklearn_epoch(row)
     if has("torch"):
-        times["torch-1thread"] = median_time(baselines.torch_epoch(row, threads=1), repeats)
-        times["torch-default"] = median_time(baselines.torch_epoch(row), repeats)
-    return times, chosen
+        runners["torch-1thread"] = baselines.torch_epoch(row, threads=1)
+        runners["torch-default"] = baselines.torch_epoch(row)
+    return interleaved_medians(runners, repeats), auto.model.strategy_
 
 
 def sc_case(repeats):
@@ -96,9 +111,9 @@ def predict_case(row, repeats):
 
 
 def thread_scaling(row, repeats):
-    one = median_time(baselines.fastbp_epoch(row, n_jobs=1), repeats)
-    two = median_time(baselines.fastbp_epoch(row, n_jobs=2), repeats)
-    return {"1-thread": one, "2-thread": two, "speedup": one / two}
+    t = interleaved_medians({"1-thread": baselines.fastbp_epoch(row, n_jobs=1),
+                             "2-thread": baselines.fastbp_epoch(row, n_jobs=2)}, repeats)
+    return {**t, "speedup": t["1-thread"] / t["2-thread"]}
 
 
 SUBPROCESS_FIT = """
@@ -111,10 +126,14 @@ fastbp.MLP([64, 128, 10], seed=0).fit(X / 16, y, epochs=1, verbose=0)
 print(time.perf_counter() - start)
 """
 
+# VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across exec, so a child
+# started from this (large) process would report the parent's size.
 SUBPROCESS_RSS = """
-import resource, numpy as np, fastbp
+import numpy as np, fastbp
 from bench.grid import GRID, make_data
-peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmHWM")) / 1024
 sizes, batch, n = GRID["M"]
 X, y = make_data("M")
 model = fastbp.MLP(sizes, seed=0)
@@ -182,7 +201,8 @@ def main(argv=None):
               f"{cell('fastbp-sharded')}{cell('fastbp-columns')}{cell('numpy')}{cell('sklearn')}{cell('torch-1thread')}"
               f"{cell('torch-default')}{vs_torch}{entry['vs_sklearn']:9.2f}{gflops:8.1f}"
               f"{entry['fraction_of_gemm']:7.0%}", flush=True)
-    print("(seconds per epoch, medians of", args.repeats, "epochs; ×: baseline time / fastbp time)")
+    print("(seconds per epoch, medians of", args.repeats, "epochs measured interleaved; "
+          "×: baseline time / fastbp time)")
 
     if not args.skip_extras:
         sc = sc_case(args.repeats)

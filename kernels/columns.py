@@ -94,6 +94,14 @@ def _pack_panels(src, dst, layers, bounds, t, to_panels):
 
 
 @kernel
+def _reorder(src_params, src_state, dst_params, dst_state, layers, bounds, t, to_panels):
+    """``_pack_panels`` on the parameters and every optimizer state buffer."""
+    _pack_panels(src_params, dst_params, layers, bounds, t, to_panels)
+    for k in range(src_state.shape[0]):
+        _pack_panels(src_state[k], dst_state[k], layers, bounds, t, to_panels)
+
+
+@kernel
 def _own_slopes(buf, gammas, layers, l, c0, c1):
     """The activation parameters of units ``c0:c1`` (all of ``gammas[l]`` but for prelu)."""
     g = _slopes(buf, gammas, layers, l)
@@ -284,9 +292,7 @@ def train_epoch_columns(X, Y, perm, batch_size, params, grads, state, layers, ga
     params[:] = user_params
     state[:] = user_state
     for t in prange(n_threads):
-        _pack_panels(user_params, params, layers, bounds, t, True)
-        for k in range(state.shape[0]):
-            _pack_panels(user_state[k], state[k], layers, bounds, t, True)
+        _reorder(user_params, user_state, params, state, layers, bounds, t, True)
     for s in range(n_steps):
         start = s * batch_size
         n_rows = min(batch_size, n - start)
@@ -341,7 +347,5 @@ def train_epoch_columns(X, Y, perm, batch_size, params, grads, state, layers, ga
     user_params[:] = params
     user_state[:] = state
     for t in prange(n_threads):
-        _pack_panels(params, user_params, layers, bounds, t, False)
-        for k in range(state.shape[0]):
-            _pack_panels(state[k], user_state[k], layers, bounds, t, False)
+        _reorder(params, state, user_params, user_state, layers, bounds, t, False)
     return total / n

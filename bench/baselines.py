@@ -135,8 +135,8 @@ def sc_fastbp_kernel():
     acts, zs, deltas = model._layout.workspace(SC_BATCH, model.dtype)
     layers, gammas = model._layout.layers, model._gammas
     return lambda: K.forward_backward(X, Y, model.params, grads, layers, gammas,
-                                      model._loss_code, model._canonical, 0.0, SC_BATCH,
-                                      acts, zs, deltas)
+                                      model._loss_code, model._canonical, 0.0, 0.0,
+                                      float(SC_BATCH), acts, zs, deltas)
 
 
 def sc_fastbp_api():

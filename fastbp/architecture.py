@@ -25,17 +25,19 @@ HIDDEN_ACTIVATIONS = {
     "hard_logistic": A.HARD_LOGISTIC,
     "hard_tanh": A.HARD_TANH,
 }
-OUTPUT_ACTIVATIONS = {**HIDDEN_ACTIVATIONS, "softmax": A.SOFTMAX}
+OUTPUT_ACTIVATIONS = {**HIDDEN_ACTIVATIONS, "softmax": A.SOFTMAX, "exp": A.EXP}
 LOSSES = {
     "cross_entropy": L.CROSS_ENTROPY,
     "binary_cross_entropy": L.BINARY_CROSS_ENTROPY,
     "squared_error": L.SQUARED_ERROR,
+    "poisson": L.POISSON,
 }
 # The matched pairs use δ = a − y; every other output goes through the chain rule.
 CANONICAL_LOSS = {
     "softmax": "cross_entropy",
     "logistic": "binary_cross_entropy",
     "identity": "squared_error",
+    "exp": "poisson",
 }
 # γ of the parametrised activations: leaky_relu's slope, elu's scale, prelu's initial slope.
 DEFAULT_GAMMA = {"leaky_relu": 0.01, "prelu": 0.25, "elu": 1.0}
@@ -56,6 +58,8 @@ def check_loss(output, loss):
     if loss == "binary_cross_entropy" and output != "logistic":
         raise ValueError(
             f"loss 'binary_cross_entropy' needs output='logistic', got output={output!r}")
+    if loss == "poisson" and output != "exp":
+        raise ValueError(f"loss 'poisson' needs output='exp', got output={output!r}")
 
 
 def check_dtype(dtype):

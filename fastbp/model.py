@@ -160,7 +160,7 @@ class MLP:
 
     @property
     def is_classifier(self):
-        return self.loss != "squared_error"
+        return self.loss in ("cross_entropy", "binary_cross_entropy")
 
     def __repr__(self):
         return (f"MLP({self._layout.describe()}, loss={self.loss!r}, "
@@ -210,7 +210,9 @@ class MLP:
                 expected = f"({n_samples},) integer labels or "
             raise ValueError(f"{name} must have shape {expected}({n_samples}, {n_out}) for "
                              f"{n_out} output unit(s), got {y.shape}")
-        if self.loss != "squared_error" and (y.min() < 0 or y.max() > 1):
+        if self.loss == "poisson" and y.min() < 0:
+            raise ValueError(f"{name} must hold values >= 0 for the poisson loss")
+        if self.is_classifier and (y.min() < 0 or y.max() > 1):
             raise ValueError(f"{name} must hold values in [0, 1] for {self.loss}")
         if self.loss == "cross_entropy" and not np.allclose(y.sum(axis=1), 1, atol=1e-3):
             raise ValueError(f"{name} rows must sum to 1 (one-hot or class probabilities)")
@@ -288,8 +290,8 @@ class MLP:
         grads = np.empty_like(self._params)
         acts, zs, deltas = self._layout.workspace(X.shape[0], self.dtype)
         loss = K.forward_backward(X, Y, self._params, grads, self._layout.layers, self._gammas,
-                                  self._loss_code, self._canonical, float(l2), X.shape[0],
-                                  acts, zs, deltas)
+                                  self._loss_code, self._canonical, float(l2), 0.0,
+                                  float(X.shape[0]), acts, zs, deltas)
         return float(loss), grads
 
     # ------------------------------------------------------------------ training
@@ -402,7 +404,7 @@ class MLP:
     def _epoch_runner(self, X, Y, optimizer, state, batch_size, strategy, n_threads):
         """``run(perm) -> mean loss``: one epoch by ``strategy``, workspaces allocated once."""
         layout, dtype = self._layout, self.dtype
-        net = (layout.layers, self._gammas, self._loss_code, self._canonical, optimizer.l2,
+        net = (layout.layers, self._gammas, self._loss_code, self._canonical, optimizer.l2, 0.0,
                optimizer.code, optimizer.hyper())
         if strategy == "sharded":
             n_shards = n_threads

@@ -26,6 +26,7 @@ SOFTPLUS = 7
 HARD_LOGISTIC = 8
 HARD_TANH = 9
 SOFTMAX = 10  # output layers only; applied row-wise, see dense.py
+EXP = 11  # output layers only: the log link of Poisson regression
 
 
 # One forward and one derivative function per activation, each a scalar
@@ -142,3 +143,13 @@ def hard_tanh(z, g):
 def hard_tanh_grad(a, z, g):
     t = type(a)
     return t(1) if (a > t(-1) and a < t(1)) else t(0)
+
+
+@inline
+def exp(z, g):
+    return fast_exp(z)
+
+
+@inline
+def exp_grad(a, z, g):
+    return a

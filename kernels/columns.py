@@ -40,7 +40,7 @@ from ._config import kernel, parallel_kernel
 from .activations import PRELU
 from .blas import NO_TRANS, TRANS, gemm
 from .dense import activation_backward, bias_activation, dense_forward
-from .losses import output_delta
+from .losses import batch_weight, output_delta
 from .optim import update_rows
 from .train import (B_OFF, CODE, FAN_IN, FAN_OUT, G_OFF, UNIT_OFF, W_OFF, _block, _coefs,
                     _intercepts, _preactivations, _slopes, gather_rows)
@@ -257,8 +257,8 @@ def _update_owned(t, l, params, grads, state, layers, bounds, opt_code, hyper, s
 
 @parallel_kernel
 def train_epoch_columns(X, Y, perm, batch_size, params, grads, state, layers, gammas,
-                        loss_code, canonical, l2, opt_code, hyper, step, n_decay,
-                        x_batch, y_batch, acts, zs, deltas, bounds,
+                        loss_code, canonical, l2, l2_per_weight, opt_code, hyper, step,
+                        n_decay, x_batch, y_batch, acts, zs, deltas, bounds,
                         priv_acts, priv_zs, priv_deltas, squares, alpha_beta,
                         packed_params, packed_state):
     """One epoch like ``train.train_epoch``, each layer's units split among threads.
@@ -284,7 +284,7 @@ def train_epoch_columns(X, Y, perm, batch_size, params, grads, state, layers, ga
     n = perm.shape[0]
     n_threads = bounds.shape[1] - 1
     last = layers.shape[0] - 1
-    n_features, n_outputs = X.shape[1], Y.shape[1]
+    n_features, y_width = X.shape[1], Y.shape[1]
     total = 0.0
     n_steps = (n + batch_size - 1) // batch_size
     user_params, user_state = params, state
@@ -301,14 +301,16 @@ def train_epoch_columns(X, Y, perm, batch_size, params, grads, state, layers, ga
             hi = (n_rows * (t + 1)) // n_threads
             if hi > lo:
                 gather_rows(X, Y, perm, start + lo, hi - lo, x_batch[lo * n_features:],
-                            y_batch[lo * n_outputs:])
+                            y_batch[lo * y_width:])
+        yb = y_batch[:n_rows * y_width].reshape((n_rows, y_width))
+        norm = batch_weight(yb, layers[last, FAN_OUT])
+        lam = l2 + l2_per_weight / norm
         squares[:] = 0.0
         for l in range(last):
             for t in prange(n_threads):
                 squares[t] += _hidden_forward(t, l, n_rows, params, gammas, layers, bounds,
-                                             x_batch, acts, priv_acts, priv_zs, l2, alpha_beta)
+                                              x_batch, acts, priv_acts, priv_zs, lam, alpha_beta)
         # the output layer, whole rows at once (softmax needs them)
-        yb = y_batch[:n_rows * n_outputs].reshape((n_rows, n_outputs))
         out = _block(acts, layers, last, n_rows)
         z_out = _preactivations(zs, out, layers, last, n_rows)
         W_out = _coefs(params, layers, last)
@@ -318,15 +320,15 @@ def train_epoch_columns(X, Y, perm, batch_size, params, grads, state, layers, ga
         loss = output_delta(out, yb, z_out, layers[last, CODE],
                             _slopes(params, gammas, layers, last),
                             _slopes(grads, gammas, layers, last), loss_code, canonical,
-                            1.0 / n_rows, _block(deltas, layers, last, n_rows)) / n_rows
-        if l2 != 0:
+                            1.0 / norm, _block(deltas, layers, last, n_rows)) / norm
+        if lam != 0:
             penalty = 0.0
             for t in range(n_threads):
                 penalty += squares[t]
             for k in range(W_out.shape[0]):
                 for j in range(W_out.shape[1]):
                     penalty += W_out[k, j] * W_out[k, j]
-            loss += 0.5 * l2 * penalty
+            loss += 0.5 * lam * penalty
         if not np.isfinite(loss):
             total = np.nan  # stop before this step's update
             break
@@ -334,13 +336,14 @@ def train_epoch_columns(X, Y, perm, batch_size, params, grads, state, layers, ga
         u = step + s + 1
         for t in prange(n_threads):
             _output_backward(t, n_rows, params, grads, gammas, layers, bounds, acts, deltas,
-                             priv_acts, priv_zs, priv_deltas, l2, alpha_beta)
+                             priv_acts, priv_zs, priv_deltas, lam, alpha_beta)
         for l in range(last - 1, -1, -1):
             for t in prange(n_threads):
                 _update_owned(t, l + 1, params, grads, state, layers, bounds, opt_code, hyper,
                               u, n_decay)
                 _hidden_backward(t, l, n_rows, params, grads, gammas, layers, bounds, x_batch,
-                                 acts, deltas, priv_acts, priv_zs, priv_deltas, l2, alpha_beta)
+                                 acts, deltas, priv_acts, priv_zs, priv_deltas, lam,
+                                 alpha_beta)
         for t in prange(n_threads):
             _update_owned(t, 0, params, grads, state, layers, bounds, opt_code, hyper, u,
                           n_decay)

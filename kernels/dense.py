@@ -12,8 +12,8 @@ import numpy as np
 
 from . import activations as A
 from ._config import inline, kernel
-from .activations import (ELU, HARD_LOGISTIC, HARD_TANH, IDENTITY, LEAKY_RELU, LOGISTIC,
-                          PRELU, RELU, SOFTMAX, SOFTPLUS, TANH)
+from .activations import (ELU, EXP, HARD_LOGISTIC, HARD_TANH, IDENTITY, LEAKY_RELU,
+                          LOGISTIC, PRELU, RELU, SOFTMAX, SOFTPLUS, TANH)
 
 
 @inline
@@ -79,6 +79,8 @@ def _bias_activation_by_code(product, b, code, gamma, z_out, a_out):
         _bias_activation(product, b, A.hard_logistic, gamma, a_out)
     elif code == HARD_TANH:
         _bias_activation(product, b, A.hard_tanh, gamma, a_out)
+    elif code == EXP:
+        _bias_activation(product, b, A.exp, gamma, a_out)
 
 
 @inline
@@ -101,6 +103,8 @@ def _times_derivative_by_code(grad, a, z, code, gamma):
         _times_derivative(grad, a, z, A.hard_logistic_grad, gamma, 0)
     elif code == HARD_TANH:
         _times_derivative(grad, a, z, A.hard_tanh_grad, gamma, 0)
+    elif code == EXP:
+        _times_derivative(grad, a, z, A.exp_grad, gamma, 0)
 
 
 @kernel

@@ -23,7 +23,8 @@ UPDATE_SLICE = 8192
 
 @parallel_kernel
 def train_epoch_sharded(X, Y, perm, batch_size, params, shard_grads, state, layers, gammas,
-                        loss_code, canonical, l2, opt_code, hyper, step, n_decay,
+                        loss_code, canonical, l2, l2_per_weight, opt_code, hyper, step,
+                        n_decay,
                         x_batch, y_batch, acts, zs, deltas, shard_loss):
     """One epoch like ``train.train_epoch``, each minibatch split into shards.
 
@@ -39,6 +40,7 @@ def train_epoch_sharded(X, Y, perm, batch_size, params, shard_grads, state, laye
     The L2 term is added by the last shard only (it is never empty).
     """
     n = perm.shape[0]
+    n_outputs = layers[-1, FAN_OUT]
     n_shards = shard_grads.shape[0]
     n_params = params.shape[0]
     total = 0.0
@@ -46,6 +48,11 @@ def train_epoch_sharded(X, Y, perm, batch_size, params, shard_grads, state, laye
     for s in range(n_steps):
         start = s * batch_size
         n_rows = min(batch_size, n - start)
+        norm = float(n_rows)
+        if Y.shape[1] > n_outputs:  # weighted: the whole batch's weight, for every shard
+            norm = 0.0
+            for i in range(start, start + n_rows):
+                norm += Y[perm[i], n_outputs]
         for k in prange(n_shards):
             lo = (n_rows * k) // n_shards
             hi = (n_rows * (k + 1)) // n_shards
@@ -57,7 +64,8 @@ def train_epoch_sharded(X, Y, perm, batch_size, params, shard_grads, state, laye
             xb, yb = gather_rows(X, Y, perm, start + lo, rows, x_batch[k], y_batch[k])
             shard_loss[k] = forward_backward(xb, yb, params, shard_grads[k], layers, gammas,
                                              loss_code, canonical,
-                                             l2 if k == n_shards - 1 else 0.0, n_rows,
+                                             l2 if k == n_shards - 1 else 0.0,
+                                             l2_per_weight if k == n_shards - 1 else 0.0, norm,
                                              acts[k], zs[k], deltas[k])
         loss = 0.0
         for k in range(n_shards):

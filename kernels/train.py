@@ -18,7 +18,7 @@ import numpy as np
 from ._config import kernel
 from .activations import IDENTITY, PRELU
 from .dense import dense_backward, dense_forward
-from .losses import output_delta
+from .losses import batch_weight, output_delta
 from .optim import apply_update
 
 FAN_IN = 0
@@ -108,26 +108,31 @@ def forward_pass(x, params, layers, gammas, acts, zs):
 
 
 @kernel
-def forward_backward(x, y, params, grads, layers, gammas, loss_code, canonical, l2, n_total,
-                     acts, zs, deltas):
+def forward_backward(x, y, params, grads, layers, gammas, loss_code, canonical, l2,
+                     l2_per_weight, norm, acts, zs, deltas):
     """Loss and gradient of a batch; writes the whole gradient into ``grads``.
 
     Parameters
     ----------
     x : (n_rows, n_features) array
-    y : (n_rows, n_outputs) array of targets (one-hot for cross-entropy)
+    y : (n_rows, n_outputs) array of targets (one-hot for cross-entropy),
+        optionally with a last column of sample weights (``losses.output_delta``)
     params, grads : flat buffers of the same layout
     loss_code, canonical : the output's loss, see ``losses.output_delta``
-    l2 : float, L2 coefficient λ of the penalty ``λ/2 ‖W‖²`` (weights only)
-    n_total : int
-        The loss is a mean over this many rows: ``n_rows`` for a whole
-        batch, the batch's size when ``x`` is one shard of it (the shards'
-        gradients then add up to the batch's).
+    l2, l2_per_weight : float
+        The L2 penalty is ``λ/2 ‖W‖²`` (weights only) with
+        ``λ = l2 + l2_per_weight / norm``: a fixed coefficient, or scikit-learn's
+        ``alpha`` divided by the batch's total weight.
+    norm : float
+        The loss is a (weighted) mean: the rows' summed loss divided by this,
+        the batch's total weight (``losses.batch_weight``; its number of rows
+        when unweighted). When ``x`` is one shard of a batch it is the whole
+        batch's weight, so the shards' gradients add up to the batch's.
 
     Returns
     -------
     float
-        Summed loss over the rows divided by ``n_total``, plus the L2 penalty.
+        Summed (weighted) loss over the rows divided by ``norm``, plus the L2 penalty.
     """
     n_rows = x.shape[0]
     n_layers = layers.shape[0]
@@ -137,8 +142,9 @@ def forward_backward(x, y, params, grads, layers, gammas, loss_code, canonical, 
     loss = output_delta(out, y, _preactivations(zs, out, layers, last, n_rows),
                         layers[last, CODE], _slopes(params, gammas, layers, last),
                         _slopes(grads, gammas, layers, last),
-                        loss_code, canonical, 1.0 / n_total, delta)
-    loss /= n_total
+                        loss_code, canonical, 1.0 / norm, delta)
+    loss /= norm
+    l2 = l2 + l2_per_weight / norm
     for l in range(last, -1, -1):
         delta = _block(deltas, layers, l, n_rows)
         if l > 0:
@@ -164,14 +170,16 @@ def forward_backward(x, y, params, grads, layers, gammas, loss_code, canonical, 
 
 @kernel
 def train_epoch(X, Y, perm, batch_size, params, grads, state, layers, gammas,
-                loss_code, canonical, l2, opt_code, hyper, step, n_decay,
+                loss_code, canonical, l2, l2_per_weight, opt_code, hyper, step, n_decay,
                 x_batch, y_batch, acts, zs, deltas):
     """One epoch of minibatch training, in place, in a single call.
 
     For each minibatch of ``perm`` (in order): gather its rows of ``X`` and
     ``Y`` into ``x_batch``/``y_batch``, forward, backward, and one optimizer
     step (``optim.apply_update``; ``step`` is the number of updates done
-    before this epoch). Nothing is allocated inside the step loop.
+    before this epoch). Nothing is allocated inside the step loop. ``Y`` may
+    carry a last column of sample weights, and ``l2``/``l2_per_weight`` are
+    those of ``forward_backward``.
 
     Returns
     -------
@@ -189,7 +197,8 @@ def train_epoch(X, Y, perm, batch_size, params, grads, state, layers, gammas,
         n_rows = min(batch_size, n - start)
         xb, yb = gather_rows(X, Y, perm, start, n_rows, x_batch, y_batch)
         loss = forward_backward(xb, yb, params, grads, layers, gammas, loss_code, canonical,
-                                l2, n_rows, acts, zs, deltas)
+                                l2, l2_per_weight, batch_weight(yb, layers[-1, FAN_OUT]),
+                                acts, zs, deltas)
         if not np.isfinite(loss):
             return np.nan
         total += loss * n_rows

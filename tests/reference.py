@@ -33,6 +33,8 @@ def activate(z, name, g):
     if name == "softmax":
         e = np.exp(z - z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
+    if name == "exp":
+        return np.exp(z)
     raise ValueError(name)
 
 
@@ -57,6 +59,8 @@ def derivative(z, name, g):
         return np.where((z > -2) & (z < 2), 0.25, 0.0)
     if name == "hard_tanh":
         return np.where((z > -1) & (z < 1), 1.0, 0.0)
+    if name == "exp":
+        return np.exp(z)
     raise ValueError(name)
 
 
@@ -73,28 +77,48 @@ def chain(grad_a, z, a, name, g):
     return grad_a * derivative(z, name, g), slope_grad
 
 
-def loss_value(a, Y, loss):
-    """Mean over rows of the summed per-output loss."""
-    n = a.shape[0]
-    if loss == "squared_error":
-        return 0.5 * np.sum((a - Y) ** 2) / n
-    if loss == "cross_entropy":
-        return -np.sum(Y * np.log(a)) / n
-    if loss == "binary_cross_entropy":
-        return -np.sum(Y * np.log(a) + (1 - Y) * np.log(1 - a)) / n
-    raise ValueError(loss)
+def _row_weights(n, weights):
+    return np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
 
 
-def loss_grad_a(a, Y, loss):
-    """∂(mean loss)/∂a."""
-    n = a.shape[0]
+def loss_value(a, Y, loss, weights=None):
+    """Weighted mean over rows of the summed per-output loss (plain mean without weights).
+
+    ``mean_squared_error`` is scikit-learn's squared error: the row's sum divided
+    by the number of outputs.
+    """
+    w = _row_weights(a.shape[0], weights)
     if loss == "squared_error":
-        return (a - Y) / n
-    if loss == "cross_entropy":
-        return -Y / a / n
-    if loss == "binary_cross_entropy":
-        return (a - Y) / (a * (1 - a)) / n
-    raise ValueError(loss)
+        rows = 0.5 * np.sum((a - Y) ** 2, axis=1)
+    elif loss == "mean_squared_error":
+        rows = 0.5 * np.mean((a - Y) ** 2, axis=1)
+    elif loss == "cross_entropy":
+        rows = -np.sum(Y * np.log(a), axis=1)
+    elif loss == "binary_cross_entropy":
+        rows = -np.sum(Y * np.log(a) + (1 - Y) * np.log(1 - a), axis=1)
+    elif loss == "poisson":
+        safe = np.where(Y > 0, Y, 1.0)
+        rows = np.sum(np.where(Y > 0, Y * np.log(safe / a), 0.0) - Y + a, axis=1)
+    else:
+        raise ValueError(loss)
+    return np.sum(w * rows) / np.sum(w)
+
+
+def loss_grad_a(a, Y, loss, weights=None):
+    """∂(weighted mean loss)/∂a; for ``mean_squared_error`` the gradient of the
+    plain squared error, as scikit-learn trains it."""
+    w = _row_weights(a.shape[0], weights)[:, None]
+    if loss in ("squared_error", "mean_squared_error"):
+        g = a - Y
+    elif loss == "cross_entropy":
+        g = -Y / a
+    elif loss == "binary_cross_entropy":
+        g = (a - Y) / (a * (1 - a))
+    elif loss == "poisson":
+        g = 1 - Y / a
+    else:
+        raise ValueError(loss)
+    return w * g / np.sum(w)
 
 
 def forward(x, coefs, intercepts, names, gammas):

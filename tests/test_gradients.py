@@ -13,7 +13,7 @@ PAIRS = [("softmax", "cross_entropy"), ("logistic", "binary_cross_entropy"),
          ("tanh", "squared_error"), ("softmax", "squared_error"), ("relu", "squared_error"),
          ("leaky_relu", "squared_error"), ("prelu", "squared_error"), ("elu", "squared_error"),
          ("softplus", "squared_error"), ("hard_logistic", "squared_error"),
-         ("hard_tanh", "squared_error")]
+         ("hard_tanh", "squared_error"), ("exp", "poisson")]
 
 
 def data(model, n, rng):
@@ -23,6 +23,8 @@ def data(model, n, rng):
         y = rng.integers(0, k, n)
     elif model.loss == "binary_cross_entropy":
         y = rng.integers(0, 2, (n, k))
+    elif model.loss == "poisson":
+        y = rng.poisson(1.0, (n, k))
     else:
         y = rng.standard_normal((n, k))
     return X, y

@@ -107,7 +107,14 @@ def test_dense_backward_first_layer_does_not_propagate(dtype, rng):
 PAIRS = [("softmax", "cross_entropy"), ("logistic", "binary_cross_entropy"),
          ("identity", "squared_error"), ("logistic", "squared_error"),
          ("tanh", "squared_error"), ("softmax", "squared_error"), ("prelu", "squared_error"),
-         ("relu", "squared_error"), ("elu", "squared_error"), ("hard_tanh", "squared_error")]
+         ("relu", "squared_error"), ("elu", "squared_error"), ("hard_tanh", "squared_error"),
+         ("exp", "poisson"), ("identity", "mean_squared_error"),
+         ("tanh", "mean_squared_error")]
+CANONICAL = {("softmax", "cross_entropy"), ("logistic", "binary_cross_entropy"),
+             ("identity", "squared_error"), ("exp", "poisson"),
+             ("identity", "mean_squared_error")}
+# scikit-learn's squared error is not a user-facing loss name of the native API
+LOSS_CODES = {**LOSSES, "mean_squared_error": losses.MEAN_SQUARED_ERROR}
 
 
 def targets(loss, n, width, rng, dtype):
@@ -115,28 +122,38 @@ def targets(loss, n, width, rng, dtype):
         return np.eye(width, dtype=dtype)[rng.integers(0, width, n)]
     if loss == "binary_cross_entropy":
         return rng.integers(0, 2, (n, width)).astype(dtype)
+    if loss == "poisson":
+        return rng.poisson(1.5, (n, width)).astype(dtype)
     return draw(rng, dtype, n, width)
 
 
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("output,loss", PAIRS)
-def test_output_delta(output, loss, dtype, shape, rng):
+def test_output_delta(output, loss, dtype, shape, weighted, rng):
+    """δ and loss against the reference's chain rule; with a column of sample
+    weights after the targets, the weighted mean of both."""
     n, _, width = shape
     width = max(width, 2) if output == "softmax" else width
     z = draw(rng, dtype, n, width)
     gamma, g_ref = gamma_for(output, width, rng, dtype)
     a = ref.activate(z.astype(np.float64), output, g_ref).astype(dtype)
     Y = targets(loss, n, width, rng, dtype)
+    weights = rng.uniform(0.1, 3.0, n) if weighted else None
+    Y_in = np.column_stack([Y, weights]).astype(dtype) if weighted else Y
+    norm = losses.batch_weight(Y_in, width)
     delta = np.empty((n, width), dtype=dtype)
     slope_grad = np.zeros(width, dtype=dtype)
-    canonical = (output, loss) in PAIRS[:3]
-    total = losses.output_delta(a, Y, z, OUTPUT_ACTIVATIONS[output], gamma, slope_grad,
-                                LOSSES[loss], canonical, 1.0 / n, delta)
+    total = losses.output_delta(a, Y_in, z, OUTPUT_ACTIVATIONS[output], gamma, slope_grad,
+                                LOSS_CODES[loss], (output, loss) in CANONICAL, 1.0 / norm,
+                                delta)
     a64, Y64 = a.astype(np.float64), Y.astype(np.float64)
-    assert_close(total / n, ref.loss_value(a64, Y64, loss), dtype, "loss")
-    expected, slope_expected = ref.chain(ref.loss_grad_a(a64, Y64, loss), z.astype(np.float64),
-                                         a64, output, g_ref)
+    w64 = Y_in[:, width].astype(np.float64) if weighted else None
+    assert norm == pytest.approx(n if w64 is None else w64.sum())
+    assert_close(total / norm, ref.loss_value(a64, Y64, loss, w64), dtype, "loss")
+    expected, slope_expected = ref.chain(ref.loss_grad_a(a64, Y64, loss, w64),
+                                         z.astype(np.float64), a64, output, g_ref)
     assert_close(delta, expected, dtype, "delta")
     if output == "prelu":
         assert_close(slope_grad, slope_expected, dtype, "prelu slope gradient")

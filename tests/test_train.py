@@ -163,3 +163,31 @@ def test_prediction_matches_reference_forward(output, dtype, parallel, monkeypat
                           [b.astype(np.float64) for b in model.intercepts_],
                           model._layout.activations, reference_gammas(model))
     assert_close(model._forward(model._check_X(X)), acts[-1], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sample_weights_equal_repeated_rows_and_scale_l2_by_batch_weight(dtype):
+    """A weights column after the targets: integer weights give the loss and
+    gradient of the rows repeated that many times; ``l2_per_weight`` adds
+    ``alpha / Σw`` to the L2 coefficient (scikit-learn's ``alpha``)."""
+    from fastbp.kernels import train as K
+    rng = np.random.default_rng(3)
+    model = fastbp.MLP([4, 6, 3], activation="tanh", dtype=dtype, seed=0)
+    X = rng.standard_normal((5, 4)).astype(dtype)
+    Y = model._check_targets(rng.integers(0, 3, 5), 5)
+    w = np.array([1, 3, 2, 1, 2])
+    layers, gammas = model._layout.layers, model._gammas
+
+    def loss_grad(X, Y, l2, l2_per_weight, norm):
+        grads = np.empty_like(model.params)
+        acts, zs, deltas = model._layout.workspace(X.shape[0], dtype)
+        loss = K.forward_backward(X, Y, model.params, grads, layers, gammas,
+                                  model._loss_code, model._canonical, l2, l2_per_weight, norm,
+                                  acts, zs, deltas)
+        return loss, grads
+
+    weighted = loss_grad(X, np.column_stack([Y, w]).astype(dtype), 0.0, 0.7, float(w.sum()))
+    repeated = loss_grad(np.repeat(X, w, axis=0), np.repeat(Y, w, axis=0), 0.7 / w.sum(), 0.0,
+                         float(w.sum()))
+    assert_close(weighted[0], repeated[0], dtype, "loss")
+    assert_close(weighted[1], repeated[1], dtype, "gradient")

@@ -401,11 +401,18 @@ class MLP:
                     verbose, thread_counts(strategy, n_threads))
         return history
 
-    def _epoch_runner(self, X, Y, optimizer, state, batch_size, strategy, n_threads):
-        """``run(perm) -> mean loss``: one epoch by ``strategy``, workspaces allocated once."""
+    def _epoch_runner(self, X, Y, optimizer, state, batch_size, strategy, n_threads,
+                      l2_per_weight=0.0):
+        """``run(perm) -> mean loss``: one epoch by ``strategy``, workspaces allocated once.
+
+        ``Y`` may carry a last column of sample weights; ``l2_per_weight`` adds
+        ``l2_per_weight / (batch weight)`` to the optimizer's L2 coefficient.
+        """
         layout, dtype = self._layout, self.dtype
-        net = (layout.layers, self._gammas, self._loss_code, self._canonical, optimizer.l2, 0.0,
-               optimizer.code, optimizer.hyper())
+
+        def net():  # read at every epoch: a schedule may change the learning rate between them
+            return (layout.layers, self._gammas, self._loss_code, self._canonical, optimizer.l2,
+                    l2_per_weight, optimizer.code, optimizer.hyper())
         if strategy == "sharded":
             n_shards = n_threads
             rows = -(-batch_size // n_shards)
@@ -417,7 +424,7 @@ class MLP:
 
             def run(perm):
                 return KS.train_epoch_sharded(X, Y, perm, batch_size, self._params, shard_grads,
-                                              state.buffers, *net, state.step, state.n_decay,
+                                              state.buffers, *net(), state.step, state.n_decay,
                                               x_batch, y_batch, acts, zs, deltas, shard_loss)
             return run
         grads = np.empty_like(self._params)
@@ -434,7 +441,7 @@ class MLP:
 
             def run(perm):
                 return KC.train_epoch_columns(X, Y, perm, batch_size, self._params, grads,
-                                              state.buffers, *net, state.step, state.n_decay,
+                                              state.buffers, *net(), state.step, state.n_decay,
                                               x_batch, y_batch, acts, zs, deltas, bounds,
                                               *private, squares, alpha_beta,
                                               packed_params, packed_state)
@@ -442,7 +449,7 @@ class MLP:
 
         def run(perm):
             return K.train_epoch(X, Y, perm, batch_size, self._params, grads, state.buffers,
-                                 *net, state.step, state.n_decay, x_batch, y_batch,
+                                 *net(), state.step, state.n_decay, x_batch, y_batch,
                                  acts, zs, deltas)
         return run
 

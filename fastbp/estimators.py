@@ -1,0 +1,415 @@
+"""Drop-in scikit-learn estimators: ``MLPClassifier`` and ``MLPRegressor``.
+
+They subclass scikit-learn's own estimators, so the constructor, parameter
+validation, label handling, ``partial_fit``, ``warm_start``, scoring and the
+fitted attributes are scikit-learn's. What runs on fastbp's kernels is the
+arithmetic: every epoch of ``sgd``/``adam`` is one call of the epoch kernel
+(scikit-learn's batches, in its shuffled order, with its update formulas), the
+``lbfgs`` objective is the fused loss + gradient kernel, and prediction is the
+fused forward kernel. ``coefs_`` and ``intercepts_`` are views into fastbp's
+flat parameter buffer, whose order (weights, then biases) is scikit-learn's
+own packing order.
+
+Keyword-only extras, all defaulting to scikit-learn's behaviour: ``n_jobs``
+(threads of the kernels), every fastbp hidden activation, ``class_weight``
+(classifier), ``progress`` (a progress bar over the epochs). With
+``early_stopping`` the validation loss of each epoch is kept in
+``validation_loss_curve_``.
+"""
+import sys
+import time
+import warnings
+from numbers import Integral
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse
+from sklearn.base import is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier as _SkMLPClassifier
+from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
+from sklearn.utils import shuffle as _shuffle
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.validation import validate_data
+from tqdm.auto import tqdm
+
+from . import architecture as arch
+from ._threads import resolve_n_jobs, thread_limit
+from .kernels import losses as KL
+from .kernels import train as K
+from .model import MLP
+from .optim import SGD, Adam
+from .strategy import choose_strategy, thread_counts
+
+# scikit-learn's output activation names → fastbp's, with the loss it trains
+_OUTPUTS = {
+    "softmax": ("softmax", "cross_entropy", KL.CROSS_ENTROPY),
+    "logistic": ("logistic", "binary_cross_entropy", KL.BINARY_CROSS_ENTROPY),
+    "identity": ("identity", "squared_error", KL.MEAN_SQUARED_ERROR),
+    "exp": ("exp", "poisson", KL.POISSON),
+}
+
+_EXTRA_CONSTRAINTS = {
+    "activation": [StrOptions(set(arch.HIDDEN_ACTIVATIONS))],
+    "n_jobs": [None, Interval(Integral, -1, None, closed="left")],
+    "progress": ["boolean"],
+}
+
+
+class _Schedule:
+    """scikit-learn's learning-rate bookkeeping around a fastbp optimizer.
+
+    ``invscaling`` sets ``lr = lr_init / (t + 1)^power_t`` after each epoch
+    (``t`` = samples seen); ``adaptive`` divides it by 5 when the loss stalls
+    and stops below 1e-6; every other case stops when the loss stalls.
+    """
+
+    def __init__(self, est, dtype_params, n_coefs):
+        if est.solver == "sgd":
+            self.optimizer = SGD(lr=est.learning_rate_init, momentum=est.momentum,
+                                 nesterov=bool(est.nesterovs_momentum and est.momentum > 0))
+            self.schedule = est.learning_rate
+        else:
+            self.optimizer = Adam(lr=est.learning_rate_init, b1=est.beta_1, b2=est.beta_2,
+                                  eps=est.epsilon)
+            self.schedule = "constant"
+        self.lr_init = est.learning_rate_init
+        self.power_t = est.power_t
+        self.state = self.optimizer.init(dtype_params, n_decay=n_coefs)
+
+    @property
+    def learning_rate(self):
+        return self.optimizer.lr
+
+    def iteration_ends(self, time_step):
+        if self.schedule == "invscaling":
+            self.optimizer.lr = float(self.lr_init) / (time_step + 1) ** self.power_t
+
+    def trigger_stopping(self, msg, verbose):
+        if self.schedule != "adaptive":
+            if verbose:
+                print(msg + " Stopping.")
+            return True
+        if self.optimizer.lr <= 1e-6:
+            if verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self.optimizer.lr /= 5.0
+        if verbose:
+            print(msg + " Setting learning rate to %f" % self.optimizer.lr)
+        return False
+
+
+class _FastbpMLP:
+    """The parts of scikit-learn's ``BaseMultilayerPerceptron`` that fastbp replaces."""
+
+    # ---------------------------------------------------------------- the network
+    def _network(self, dtype):
+        """The fastbp ``MLP`` holding ``coefs_``/``intercepts_`` (rebuilt if they were replaced)."""
+        net = getattr(self, "_net", None)
+        if (net is not None and net.dtype == dtype and len(self.coefs_) == len(net.coefs_)
+                and all(c is n for c, n in zip(self.coefs_, net.coefs_))
+                and all(b is n for b, n in zip(self.intercepts_, net.intercepts_))):
+            return net
+        sizes = [self.coefs_[0].shape[0]] + [b.shape[0] for b in self.intercepts_]
+        output, loss, loss_code = _OUTPUTS[self.out_activation_]
+        net = MLP(sizes, activation=self.activation, output=output, loss=loss, dtype=dtype)
+        net._loss_code = loss_code  # scikit-learn's squared error divides by the outputs
+        slopes = getattr(self, "slopes_", None) or {}
+        for l, W in enumerate(self.coefs_):
+            net.coefs_[l][...] = W
+            net.intercepts_[l][...] = self.intercepts_[l]
+        for l, s in slopes.items():
+            if l in net.slopes_ and net.slopes_[l].shape == np.shape(s):
+                net.slopes_[l][...] = s
+        self._attach(net)
+        return net
+
+    def _attach(self, net):
+        self._net = net
+        self.coefs_ = list(net.coefs_)
+        self.intercepts_ = list(net.intercepts_)
+        if net.slopes_:
+            self.slopes_ = dict(net.slopes_)
+
+    def _threads(self):
+        return resolve_n_jobs(self.n_jobs)
+
+    @staticmethod
+    def _dense(X, dtype):
+        if scipy.sparse.issparse(X):
+            X = X.toarray()
+        return np.ascontiguousarray(X, dtype=dtype)
+
+    def _targets(self, y, sample_weight, dtype):
+        """``y`` as a float array, with the sample weights as a last column if any."""
+        Y = np.asarray(y, dtype=dtype)
+        if Y.ndim == 1:
+            Y = Y.reshape(-1, 1)
+        if sample_weight is not None:
+            Y = np.column_stack([Y, np.asarray(sample_weight, dtype=dtype)])
+        return np.ascontiguousarray(Y)
+
+    # ---------------------------------------------------------------- prediction
+    def _forward_pass_fast(self, X, check_input=True):
+        if check_input:
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        dtype = self.coefs_[0].dtype
+        net = self._network(dtype)
+        X = self._dense(X, dtype)
+        if X.shape[0] == 0:
+            return np.empty((0, net.layer_sizes[-1]), dtype=dtype)
+        with thread_limit(self._threads(), 1):
+            return net._forward(X)
+
+    # ---------------------------------------------------------------- stochastic solvers
+    def _fit_stochastic(self, X, y, sample_weight, activations, deltas, coef_grads,
+                        intercept_grads, layer_units, incremental):
+        dtype = self.coefs_[0].dtype
+        net = self._network(dtype)
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = _Schedule(self, net.params, net.n_coefs)
+        schedule = self._optimizer
+
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = self.early_stopping
+        if early_stopping:
+            # the split scikit-learn makes, from the same random state
+            should_stratify = self._is_classifier() and self.n_outputs_ == 1
+            stratify = y if should_stratify else None
+            arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
+            parts = train_test_split(*arrays, random_state=self._random_state,
+                                     test_size=self.validation_fraction, stratify=stratify)
+            X_train, X_val, y_train, y_val = parts[:4]
+            sw_train, sw_val = (None, None) if sample_weight is None else parts[4:]
+            if X_val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase "
+                                 "'validation_fraction' or the size of your dataset.")
+            Y_val_weighted = self._targets(y_val, sw_val, dtype)
+            if self._is_classifier():
+                y_val = self._label_binarizer.inverse_transform(y_val)
+            if not hasattr(self, "validation_loss_curve_") or not incremental:
+                self.validation_loss_curve_ = []
+        else:
+            X_train, y_train, sw_train = X, y, sample_weight
+            X_val = y_val = sw_val = None
+
+        n_samples = X_train.shape[0]
+        sample_idx = np.arange(n_samples, dtype=int)
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn("Got `batch_size` less than 1 or larger than "
+                              "sample size. It is going to be clipped")
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+
+        X_train = self._dense(X_train, dtype)
+        Y_train = self._targets(y_train, sw_train, dtype)
+        n_threads = self._threads()
+        strategy = choose_strategy(net._layout, batch_size, n_threads)
+        run_epoch = net._epoch_runner(X_train, Y_train, schedule.optimizer, schedule.state,
+                                      batch_size, strategy, n_threads,
+                                      l2_per_weight=float(self.alpha))
+        n_steps = -(-n_samples // batch_size)
+        epochs = 1 if incremental else self.max_iter
+        bar = tqdm(total=epochs, unit="epoch", leave=False, file=sys.stderr,
+                   disable=not self.progress)
+        try:
+            self.n_iter_ = 0
+            with thread_limit(*thread_counts(strategy, n_threads)):
+                for it in range(self.max_iter):
+                    if self.shuffle:
+                        sample_idx = _shuffle(sample_idx, random_state=self._random_state)
+                    start = time.perf_counter()
+                    loss = run_epoch(sample_idx)
+                    if not np.isfinite(loss):
+                        raise ValueError(
+                            "Solver produced non-finite parameter weights. The input data "
+                            "may contain large values and need to be preprocessed. (fastbp "
+                            "stopped before the first non-finite step: the weights are "
+                            "those of the last finite one.)")
+                    schedule.state.step += n_steps
+                    self.n_iter_ += 1
+                    self.loss_ = float(loss)
+                    self.t_ += n_samples
+                    self.loss_curve_.append(self.loss_)
+                    if self.verbose:
+                        print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                    if early_stopping:
+                        self.validation_loss_curve_.append(
+                            self._validation_loss(net, X_val, Y_val_weighted))
+                    self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
+                    schedule.iteration_ends(self.t_)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{self.loss_:.4g}",
+                                    samples_per_s=f"{n_samples / (time.perf_counter() - start):.3g}")
+                    if self._no_improvement_count > self.n_iter_no_change:
+                        if early_stopping:
+                            msg = ("Validation score did not improve more than "
+                                   "tol=%f for %d consecutive epochs."
+                                   % (self.tol, self.n_iter_no_change))
+                        else:
+                            msg = ("Training loss did not improve more than tol=%f"
+                                   " for %d consecutive epochs." % (self.tol, self.n_iter_no_change))
+                        if schedule.trigger_stopping(msg, self.verbose):
+                            break
+                        self._no_improvement_count = 0
+                    if incremental:
+                        break
+                    if self.n_iter_ == self.max_iter:
+                        warnings.warn(
+                            "Stochastic Optimizer: Maximum iterations (%d) "
+                            "reached and the optimization hasn't converged yet."
+                            % self.max_iter, ConvergenceWarning)
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+        finally:
+            bar.close()
+        if early_stopping:
+            # restore the best weights, into the flat buffer the views share
+            for view, best in zip(self.coefs_ + self.intercepts_,
+                                  self._best_coefs + self._best_intercepts):
+                view[...] = best
+
+    def _validation_loss(self, net, X_val, Y_val):
+        """Mean (weighted) loss of the validation rows, without the L2 penalty."""
+        X = self._dense(X_val, net.dtype)
+        n_out = net.layer_sizes[-1]
+        out = np.empty((X.shape[0], n_out), dtype=net.dtype)
+        acts, zs, deltas = net._layout.workspace(min(X.shape[0], 4096), net.dtype)
+        total = K.evaluate_rows(X, Y_val, net.params, net._layout.layers, net._gammas,
+                                net._loss_code, acts, zs, deltas, out)
+        return float(total * X.shape[0] / KL.batch_weight(Y_val, n_out))
+
+    # ---------------------------------------------------------------- L-BFGS
+    def _fit_lbfgs(self, X, y, sample_weight, activations, deltas, coef_grads,
+                   intercept_grads, layer_units):
+        dtype = self.coefs_[0].dtype
+        net = self._network(dtype)
+        X = self._dense(X, dtype)
+        Y = self._targets(y, sample_weight, dtype)
+        norm = KL.batch_weight(Y, net.layer_sizes[-1])
+        grads = np.empty_like(net.params)
+        acts, zs, work = net._layout.workspace(X.shape[0], dtype)
+        layers, gammas = net._layout.layers, net._gammas
+        alpha = float(self.alpha)
+
+        def loss_and_grad(x):
+            net.params[...] = x
+            loss = K.forward_backward(X, Y, net.params, grads, layers, gammas, net._loss_code,
+                                      net._canonical, 0.0, alpha, norm, acts, zs, work)
+            return float(loss), grads.astype(np.float64)
+
+        with thread_limit(1, self._threads()):
+            result = scipy.optimize.minimize(
+                loss_and_grad, net.params.astype(np.float64), method="L-BFGS-B", jac=True,
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+        self.n_iter_ = min(result.nit, self.max_iter)
+        if result.status != 0:
+            warnings.warn(f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
+                          f"(status={result.status}):\n{result.message}\n"
+                          "Increase the number of iterations to improve the convergence "
+                          f"(max_iter={self.max_iter}).", ConvergenceWarning, stacklevel=3)
+        if self.verbose:
+            print(f"L-BFGS-B: {result.nit} iterations, {result.nfev} evaluations, "
+                  f"loss = {result.fun:.8f}")
+        self.loss_ = float(result.fun)
+        net.params[...] = result.x
+
+    def _is_classifier(self):
+        return is_classifier(self)
+
+
+class MLPClassifier(_FastbpMLP, _SkMLPClassifier):
+    """scikit-learn's ``MLPClassifier``, trained and evaluated by fastbp's kernels.
+
+    Parameters are scikit-learn's (see its documentation), plus, keyword-only:
+
+    n_jobs : int, optional
+        Threads for the kernels (-1: all cores; default: Numba's setting).
+    class_weight : dict, 'balanced' or None
+        Weights of the classes, multiplied into the sample weights
+        (``sklearn.utils.class_weight.compute_sample_weight``). ``'balanced'``
+        is refused by ``partial_fit``, whose batches do not show the class balance.
+    progress : bool, default False
+        Show a progress bar over the epochs (tqdm).
+
+    ``activation`` may be any fastbp hidden activation (``prelu``'s learnable
+    slopes are kept in ``slopes_``). With ``early_stopping``,
+    ``validation_loss_curve_`` holds the validation loss of every epoch.
+    """
+
+    _parameter_constraints = {**_SkMLPClassifier._parameter_constraints, **_EXTRA_CONSTRAINTS,
+                              "class_weight": [dict, StrOptions({"balanced"}), None]}
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=0.0001, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-08, n_iter_no_change=10, max_fun=15000,
+                 n_jobs=None, class_weight=None, progress=False):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun)
+        self.n_jobs = n_jobs
+        self.class_weight = class_weight
+        self.progress = progress
+
+    def _class_weighted(self, y, sample_weight):
+        if self.class_weight is None:
+            return sample_weight
+        weights = compute_sample_weight(self.class_weight, y)
+        return weights if sample_weight is None else weights * np.asarray(sample_weight)
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit to ``X`` and ``y`` (see scikit-learn's ``MLPClassifier.fit``)."""
+        return super().fit(X, y, sample_weight=self._class_weighted(y, sample_weight))
+
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over ``X``, ``y`` (see scikit-learn's ``MLPClassifier.partial_fit``)."""
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            raise ValueError("class_weight='balanced' is not supported by partial_fit: "
+                             "pass a dict of class weights")
+        return super().partial_fit(X, y, sample_weight=self._class_weighted(y, sample_weight),
+                                   classes=classes)
+
+
+class MLPRegressor(_FastbpMLP, _SkMLPRegressor):
+    """scikit-learn's ``MLPRegressor``, trained and evaluated by fastbp's kernels.
+
+    Parameters are scikit-learn's (``loss`` is ``'squared_error'`` or
+    ``'poisson'``), plus the keyword-only ``n_jobs`` and ``progress`` of
+    ``MLPClassifier``; ``activation`` may be any fastbp hidden activation.
+    """
+
+    _parameter_constraints = {**_SkMLPRegressor._parameter_constraints, **_EXTRA_CONSTRAINTS}
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=0.0001, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-08, n_iter_no_change=10, max_fun=15000,
+                 n_jobs=None, progress=False):
+        super().__init__(
+            loss=loss, hidden_layer_sizes=hidden_layer_sizes, activation=activation,
+            solver=solver, alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun)
+        self.n_jobs = n_jobs
+        self.progress = progress

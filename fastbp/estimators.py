@@ -17,6 +17,7 @@ Keyword-only extras, all defaulting to scikit-learn's behaviour: ``n_jobs``
 ``validation_loss_curve_``.
 """
 import sys
+import threading
 import time
 import warnings
 from numbers import Integral
@@ -135,6 +136,15 @@ class _FastbpMLP:
             self.slopes_ = dict(net.slopes_)
 
     def _threads(self):
+        """``n_jobs`` resolved; ``None`` outside the main thread means 1.
+
+        Fits started from worker threads (joblib's threading backend under
+        ``GridSearchCV(n_jobs=k)``, for instance) run side by side, so each takes
+        one core by default instead of all of them; joblib's process workers
+        already get ``NUMBA_NUM_THREADS`` set to their share.
+        """
+        if self.n_jobs is None and threading.current_thread() is not threading.main_thread():
+            return 1
         return resolve_n_jobs(self.n_jobs)
 
     @staticmethod

@@ -1,0 +1,346 @@
+"""fastbp.MLPClassifier / MLPRegressor against scikit-learn's own estimators."""
+import inspect
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse
+from sklearn import neural_network as sk
+from sklearn.base import clone
+from sklearn.datasets import (load_breast_cancer, load_diabetes, load_digits, load_iris,
+                              make_multilabel_classification)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import fastbp
+
+PAIRS = [(fastbp.MLPClassifier, sk.MLPClassifier), (fastbp.MLPRegressor, sk.MLPRegressor)]
+EXTRAS = {fastbp.MLPClassifier: ["n_jobs", "class_weight", "progress"],
+          fastbp.MLPRegressor: ["n_jobs", "progress"]}
+
+
+@pytest.mark.parametrize("ours,theirs", PAIRS)
+def test_signature_is_scikit_learns_plus_keyword_only_extras(ours, theirs):
+    mine = inspect.signature(ours.__init__).parameters
+    ref = inspect.signature(theirs.__init__).parameters
+    assert list(mine)[:len(ref)] == list(ref)
+    for name, p in ref.items():
+        assert (mine[name].default, mine[name].kind) == (p.default, p.kind), name
+    extras = list(mine)[len(ref):]
+    assert extras == EXTRAS[ours]
+    assert all(mine[e].kind is inspect.Parameter.KEYWORD_ONLY for e in extras)
+    assert ours().get_params() == {**theirs().get_params(),
+                                   **{e: mine[e].default for e in extras}}
+
+
+@parametrize_with_checks([fastbp.MLPClassifier(max_iter=100), fastbp.MLPRegressor(max_iter=100)])
+def test_scikit_learn_estimator_checks(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)
+
+
+# ---------------------------------------------------------------------- parity
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X / 16, y
+
+
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def breast_cancer():
+    X, y = load_breast_cancer(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def multilabel():
+    return make_multilabel_classification(n_samples=300, n_features=12, n_classes=4,
+                                          random_state=0)
+
+
+def diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    return StandardScaler().fit_transform(X), (y - y.mean()) / y.std()
+
+
+def poisson():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 6))
+    return X, rng.poisson(np.exp(0.4 * X[:, 0] - 0.3 * X[:, 1]))
+
+
+CLASSIFICATION = [digits, iris, breast_cancer, multilabel]
+SOLVERS = [("sgd", {"momentum": 0.9}), ("sgd", {"learning_rate": "invscaling"}),
+           ("sgd", {"learning_rate": "adaptive", "nesterovs_momentum": False}),
+           ("adam", {}), ("lbfgs", {})]
+SOLVER_IDS = ["sgd-momentum", "sgd-invscaling", "sgd-adaptive-heavyball", "adam", "lbfgs"]
+
+
+def fit_both(ours, theirs, X, y, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return ours(**params).fit(X, y), theirs(**params).fit(X, y)
+
+
+def assert_same_weights(a, b, rtol=1e-9, atol=1e-12):
+    for mine, ref in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_allclose(mine, ref, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("solver,extra", SOLVERS, ids=SOLVER_IDS)
+@pytest.mark.parametrize("dataset", CLASSIFICATION + [diabetes, poisson],
+                         ids=lambda f: f.__name__)
+def test_same_weights_as_scikit_learn_after_a_few_epochs(dataset, solver, extra, seed):
+    """Same initial weights, batches, order and formulas: after 4 epochs (or
+    L-BFGS iterations) in float64 the weights agree to rounding."""
+    X, y = dataset()
+    if dataset in CLASSIFICATION:
+        pair = PAIRS[0]
+        params = {}
+    else:
+        pair = PAIRS[1]
+        params = {"loss": "poisson"} if dataset is poisson else {}
+        if dataset is poisson:
+            extra = {**extra, "learning_rate_init": 1e-3}
+    ours, theirs = fit_both(*pair, X, y, hidden_layer_sizes=(17, 9), solver=solver,
+                            max_iter=4, random_state=seed, alpha=1e-3, **params, **extra)
+    assert_same_weights(ours, theirs)
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-9)
+    assert ours.n_iter_ == theirs.n_iter_
+    if solver != "lbfgs":
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize("dataset", [digits, iris, breast_cancer, multilabel, diabetes],
+                         ids=lambda f: f.__name__)
+def test_held_out_score_matches_scikit_learn(dataset, solver):
+    """A full fit, three seeds: held-out accuracy / R² within 0.02 of scikit-learn's."""
+    X, y = dataset()
+    pair = PAIRS[1] if dataset is diabetes else PAIRS[0]
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    for seed in range(3):
+        ours, theirs = fit_both(*pair, X_train, y_train, hidden_layer_sizes=(32,),
+                                solver=solver, max_iter=60, random_state=seed,
+                                learning_rate_init=0.01 if solver == "sgd" else 0.001)
+        assert abs(ours.score(X_test, y_test) - theirs.score(X_test, y_test)) <= 0.02
+
+
+def test_float32_is_kept_and_close_to_scikit_learn():
+    X, y = digits()
+    X = X.astype(np.float32)
+    ours, theirs = fit_both(*PAIRS[0], X, y, hidden_layer_sizes=(32,), max_iter=5,
+                            random_state=0)
+    assert all(c.dtype == np.float32 for c in ours.coefs_ + ours.intercepts_)
+    assert ours.predict_proba(X).dtype == np.float32
+    assert_same_weights(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------------- semantics
+def test_no_improvement_rule_stops_at_the_same_epoch_as_scikit_learn():
+    X, y = digits()
+    ours, theirs = fit_both(*PAIRS[0], X, y, hidden_layer_sizes=(16,), solver="sgd",
+                            learning_rate_init=0.5, tol=0.05, n_iter_no_change=3,
+                            max_iter=200, random_state=0)
+    assert ours.n_iter_ == theirs.n_iter_ < 200
+    assert ours._no_improvement_count == theirs._no_improvement_count
+
+
+def test_adaptive_learning_rate_divides_by_five_like_scikit_learn():
+    X, y = digits()
+    ours, theirs = fit_both(*PAIRS[0], X, y, hidden_layer_sizes=(16,), solver="sgd",
+                            learning_rate="adaptive", learning_rate_init=0.5, tol=0.05,
+                            n_iter_no_change=2, max_iter=40, random_state=0)
+    assert ours._optimizer.learning_rate == pytest.approx(theirs._optimizer.learning_rate)
+    assert ours.n_iter_ == theirs.n_iter_
+    assert_same_weights(ours, theirs)
+
+
+def test_early_stopping_restores_the_best_weights_and_keeps_a_validation_loss_curve():
+    X, y = digits()
+    ours, theirs = fit_both(*PAIRS[0], X, y, hidden_layer_sizes=(32,), early_stopping=True,
+                            n_iter_no_change=3, max_iter=200, random_state=0)
+    assert ours.n_iter_ == theirs.n_iter_
+    assert ours.validation_scores_ == pytest.approx(theirs.validation_scores_)
+    best = int(np.argmax(ours.validation_scores_))
+    assert best < ours.n_iter_ - 1  # the last epoch was not the best: weights were restored
+    assert_same_weights(ours, theirs)
+    assert ours.score(*digits()) == pytest.approx(theirs.score(*digits()))
+    assert len(ours.validation_loss_curve_) == ours.n_iter_
+    assert all(np.isfinite(ours.validation_loss_curve_))
+
+
+def test_partial_fit_is_one_epoch_and_matches_scikit_learn():
+    X, y = digits()
+    ours = fastbp.MLPClassifier(hidden_layer_sizes=(16,), random_state=0)
+    theirs = sk.MLPClassifier(hidden_layer_sizes=(16,), random_state=0)
+    for _ in range(3):
+        ours.partial_fit(X, y, classes=np.arange(10))
+        theirs.partial_fit(X, y, classes=np.arange(10))
+    assert ours.n_iter_ == 1 and len(ours.loss_curve_) == 3
+    assert_same_weights(ours, theirs)
+
+
+def test_warm_start_continues_from_the_previous_weights():
+    X, y = iris()
+    params = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0, warm_start=True)
+    ours, theirs = fit_both(*PAIRS[0], X, y, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X, y)
+        theirs.fit(X, y)
+    assert len(ours.loss_curve_) == 10
+    assert_same_weights(ours, theirs)
+
+
+@pytest.mark.parametrize("est", [fastbp.MLPClassifier, fastbp.MLPRegressor])
+def test_integer_sample_weights_equal_repeated_rows(est):
+    X, y = iris()
+    if est is fastbp.MLPRegressor:
+        y = y.astype(float)
+    w = np.random.default_rng(0).integers(1, 4, len(y))
+    params = dict(hidden_layer_sizes=(8,), solver="sgd", batch_size=len(y) * 4, shuffle=False,
+                  max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        weighted = est(**params).fit(X, y, sample_weight=w)
+        repeated = est(**params).fit(np.repeat(X, w, axis=0), np.repeat(y, w))
+    assert_same_weights(weighted, repeated)
+
+
+def test_sparse_input_gives_the_dense_result():
+    X, y = digits()
+    dense, _ = fit_both(*PAIRS[0], X, y, hidden_layer_sizes=(16,), max_iter=3, random_state=0)
+    for fmt in (scipy.sparse.csr_matrix, scipy.sparse.csc_matrix):
+        sparse, _ = fit_both(*PAIRS[0], fmt(X), y, hidden_layer_sizes=(16,), max_iter=3,
+                             random_state=0)
+        assert_same_weights(sparse, dense)
+        np.testing.assert_array_equal(sparse.predict(fmt(X)), dense.predict(X))
+
+
+def test_string_and_multilabel_targets_and_multioutput_regression():
+    X, y = iris()
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    clf, ref = fit_both(*PAIRS[0], X, names, hidden_layer_sizes=(16,), max_iter=300,
+                        learning_rate_init=0.01, random_state=0)
+    np.testing.assert_array_equal(clf.classes_, ref.classes_)
+    np.testing.assert_array_equal(clf.predict(X), ref.predict(X))
+    assert clf.score(X, names) > 0.9
+    Xm, Ym = multilabel()
+    ml = fastbp.MLPClassifier(hidden_layer_sizes=(16,), max_iter=50, random_state=0).fit(Xm, Ym)
+    assert ml.predict(Xm).shape == Ym.shape and ml.out_activation_ == "logistic"
+    Xr, yr = diabetes()
+    Yr = np.column_stack([yr, -yr])
+    reg = fastbp.MLPRegressor(hidden_layer_sizes=(16,), max_iter=50, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg.fit(Xr, Yr)
+    assert reg.predict(Xr).shape == Yr.shape and reg.n_outputs_ == 2
+
+
+def test_max_iter_warns_and_non_finite_weights_raise():
+    X, y = iris()
+    with pytest.warns(ConvergenceWarning):
+        fastbp.MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X, y)
+    Xr, yr = diabetes()
+    with pytest.raises(ValueError, match="non-finite parameter weights"):
+        fastbp.MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=10.0,
+                            max_iter=20, random_state=0).fit(Xr * 1e3, yr * 1e3)
+
+
+def test_clone_and_pickle_round_trip():
+    X, y = iris()
+    est = fastbp.MLPClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=0,
+                               n_jobs=1, activation="elu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    assert clone(est).get_params() == est.get_params()
+    again = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(again.predict_proba(X), est.predict_proba(X))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        again.partial_fit(X, y)  # training continues after unpickling
+    assert again.n_iter_ == 1
+
+
+# ---------------------------------------------------------------------- extras
+def test_every_fastbp_activation_trains():
+    X, y = iris()
+    for activation in ["leaky_relu", "prelu", "elu", "softplus", "hard_logistic", "hard_tanh"]:
+        est = fastbp.MLPClassifier(hidden_layer_sizes=(16,), activation=activation,
+                                   max_iter=300, random_state=0, learning_rate_init=0.01)
+        est.fit(X, y)
+        assert est.score(X, y) > 0.9, activation
+        if activation == "prelu":  # the learnable slopes are trained and exposed
+            (slopes,) = est.slopes_.values()
+            assert slopes.shape == (16,) and not np.allclose(slopes, 0.25)
+
+
+def test_unknown_activation_is_refused_by_scikit_learns_validation():
+    with pytest.raises(ValueError, match="activation"):
+        fastbp.MLPClassifier(activation="swish").fit(*iris())
+
+
+def test_class_weight_is_a_sample_weight_per_class():
+    X, y = iris()
+    weights = {0: 1.0, 1: 3.0, 2: 0.5}
+    params = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        by_class = fastbp.MLPClassifier(class_weight=weights, **params).fit(X, y)
+        by_sample = fastbp.MLPClassifier(**params).fit(
+            X, y, sample_weight=np.vectorize(weights.get)(y))
+        balanced = fastbp.MLPClassifier(class_weight="balanced", **params).fit(X, y)
+    assert_same_weights(by_class, by_sample)
+    assert not np.allclose(balanced.coefs_[0], by_class.coefs_[0])
+    with pytest.raises(ValueError, match="balanced"):
+        fastbp.MLPClassifier(class_weight="balanced").partial_fit(X, y, classes=[0, 1, 2])
+
+
+def test_n_jobs_gives_the_same_weights_and_progress_bar_runs(capsys):
+    X, y = digits()
+    params = dict(hidden_layer_sizes=(64,), batch_size=128, max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        one = fastbp.MLPClassifier(n_jobs=1, **params).fit(X, y)
+        two = fastbp.MLPClassifier(n_jobs=2, progress=True, **params).fit(X, y)
+    assert_same_weights(one, two, rtol=1e-9, atol=1e-12)
+    assert "epoch" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- composition
+def test_pipeline_grid_search_with_threads_and_processes_and_cross_val_score():
+    X, y = iris()
+    pipe = make_pipeline(StandardScaler(), fastbp.MLPClassifier(max_iter=50, random_state=0))
+    grid = {"mlpclassifier__hidden_layer_sizes": [(4,), (8,)]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        from joblib import parallel_backend
+        results = []
+        for backend in ("threading", "loky"):
+            with parallel_backend(backend):
+                search = GridSearchCV(pipe, grid, cv=3, n_jobs=2).fit(X, y)
+            results.append(search.cv_results_["mean_test_score"])
+        scores = cross_val_score(pipe, X, y, cv=3)
+    np.testing.assert_allclose(results[0], results[1])
+    assert scores.shape == (3,) and np.all(scores > 0.5)
+
+
+def test_fits_in_worker_threads_default_to_one_kernel_thread():
+    import threading
+    est = fastbp.MLPClassifier()
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(est._threads()))
+    worker.start()
+    worker.join()
+    assert seen == [1]
+    assert fastbp.MLPClassifier(n_jobs=2)._threads() == min(2, fastbp._threads.resolve_n_jobs(-1))

@@ -20,10 +20,15 @@ def digits():
     return X / 16, y
 
 
-def wide():
-    rng = np.random.default_rng(0)
-    return (rng.standard_normal((20000, 784), dtype=np.float32),
-            rng.integers(0, 10, 20000))
+def synthetic(n):
+    def data():
+        rng = np.random.default_rng(0)
+        return rng.standard_normal((n, 784), dtype=np.float32), rng.integers(0, 10, n)
+    data.__name__ = f"synthetic_{n}"
+    return data
+
+
+wide, large = synthetic(20000), synthetic(60000)
 
 
 CASES = {
@@ -32,6 +37,12 @@ CASES = {
     "digits-lbfgs": (digits, {"solver": "lbfgs"}),
     "784x128-adam": (wide, {"hidden_layer_sizes": (128,), "max_iter": 10}),
     "784x128-sgd": (wide, {"hidden_layer_sizes": (128,), "solver": "sgd", "max_iter": 10}),
+    # the large case: 60,000 x 784, two hidden layers of 256, a few epochs each
+    "60k-256x256-adam": (large, {"hidden_layer_sizes": (256, 256), "max_iter": 5}),
+    "60k-256x256-sgd": (large, {"hidden_layer_sizes": (256, 256), "solver": "sgd",
+                                "max_iter": 5}),
+    "60k-256x256-lbfgs": (large, {"hidden_layer_sizes": (256, 256), "solver": "lbfgs",
+                                  "max_iter": 20}),
 }
 
 

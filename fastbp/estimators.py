@@ -59,6 +59,14 @@ _EXTRA_CONSTRAINTS = {
 }
 
 
+def _store_params(est, values):
+    """Keep every constructor argument as an attribute of the same name, and nothing
+    else (scikit-learn's convention; its own ``__init__`` does the same)."""
+    for name, value in values.items():
+        if name not in ("self", "__class__"):
+            setattr(est, name, value)
+
+
 class _Schedule:
     """scikit-learn's learning-rate bookkeeping around a fastbp optimizer.
 
@@ -324,9 +332,6 @@ class _FastbpMLP:
                           f"(status={result.status}):\n{result.message}\n"
                           "Increase the number of iterations to improve the convergence "
                           f"(max_iter={self.max_iter}).", ConvergenceWarning, stacklevel=3)
-        if self.verbose:
-            print(f"L-BFGS-B: {result.nit} iterations, {result.nfev} evaluations, "
-                  f"loss = {result.fun:.8f}")
         self.loss_ = float(result.fun)
         net.params[...] = result.x
 
@@ -363,18 +368,7 @@ class MLPClassifier(_FastbpMLP, _SkMLPClassifier):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-08, n_iter_no_change=10, max_fun=15000,
                  n_jobs=None, class_weight=None, progress=False):
-        super().__init__(
-            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
-            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
-            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
-            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
-            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
-            early_stopping=early_stopping, validation_fraction=validation_fraction,
-            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun)
-        self.n_jobs = n_jobs
-        self.class_weight = class_weight
-        self.progress = progress
+        _store_params(self, locals())
 
     def _class_weighted(self, y, sample_weight):
         if self.class_weight is None:
@@ -412,14 +406,4 @@ class MLPRegressor(_FastbpMLP, _SkMLPRegressor):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-08, n_iter_no_change=10, max_fun=15000,
                  n_jobs=None, progress=False):
-        super().__init__(
-            loss=loss, hidden_layer_sizes=hidden_layer_sizes, activation=activation,
-            solver=solver, alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
-            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
-            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
-            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
-            early_stopping=early_stopping, validation_fraction=validation_fraction,
-            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun)
-        self.n_jobs = n_jobs
-        self.progress = progress
+        _store_params(self, locals())

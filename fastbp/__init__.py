@@ -16,7 +16,8 @@ from .gradcheck import check_gradients  # noqa: E402
 from .history import History  # noqa: E402
 from .model import MLP  # noqa: E402
 from .estimators import MLPClassifier, MLPRegressor  # noqa: E402
+from .io import ModelFileError, load  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["MLP", "MLPClassifier", "MLPRegressor", "History", "check_gradients", "optim",
-           "__version__"]
+__all__ = ["MLP", "MLPClassifier", "MLPRegressor", "History", "ModelFileError",
+           "check_gradients", "load", "optim", "__version__"]

@@ -151,6 +151,22 @@ class MLP:
         self._params[...] = value
 
     @property
+    def optimizer(self):
+        """The optimizer of the last ``fit`` (``None`` before): pass it to ``fit`` to continue
+        with its state, e.g. after ``fastbp.load``."""
+        return self._optimizer
+
+    def save(self, path):
+        """Write the model, its optimizer state, shuffling generator and history to ``path``.
+
+        The file is a ``.npz`` of plain arrays plus JSON metadata (``fastbp.io``);
+        ``fastbp.load(path)`` reads it back without executing anything from it.
+        The write is atomic: a crash while saving leaves any previous file intact.
+        """
+        from .io import save_mlp
+        return save_mlp(self, path)
+
+    @property
     def n_params(self):
         return self._layout.n_params
 

@@ -12,7 +12,8 @@ def python_blocks():
 
 
 @pytest.mark.skipif(not README.exists(), reason="README.md not beside tests/")
-def test_readme_python_examples_run(capsys):
+def test_readme_python_examples_run(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the examples write files
     blocks = python_blocks()
     assert blocks, "the README has a python example"
     for code in blocks:

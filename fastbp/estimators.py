@@ -170,6 +170,15 @@ class _FastbpMLP:
             Y = np.column_stack([Y, np.asarray(sample_weight, dtype=dtype)])
         return np.ascontiguousarray(Y)
 
+    def save(self, path):
+        """Write the estimator (parameters, fitted state, optimizer state) to ``path``.
+
+        The same format as ``MLP.save`` (``fastbp.io``): plain arrays plus JSON,
+        read back by ``fastbp.load`` without unpickling; the write is atomic.
+        """
+        from .io import save_estimator
+        return save_estimator(self, path)
+
     # ---------------------------------------------------------------- prediction
     def _forward_pass_fast(self, X, check_input=True):
         if check_input:

@@ -15,6 +15,12 @@ Format (``FORMAT``, version ``VERSION``), a NumPy ``.npz`` archive read with
     the rest of the generator's state, the training history, and a SHA-256 of
     the three arrays above (a changed byte is reported, not loaded)
 
+A saved ``MLPClassifier``/``MLPRegressor`` (``kind`` names the class) has
+``params`` and ``optimizer_state`` as above (``params`` empty when unfitted), and
+optionally ``best_params`` (the early-stopping copy), ``classes`` (the class
+labels, numbers or strings) and ``feature_names``; its ``meta`` holds the
+constructor parameters (``get_params``) and the fitted attributes.
+
 Writes are atomic: the archive goes to a temporary file in the target's
 directory, is flushed to disk, then renamed over the target, so a crash while
 saving leaves the previous file intact.
@@ -33,7 +39,6 @@ from .history import History
 
 FORMAT = "fastbp-model"
 VERSION = 1
-ARRAYS = ("params", "optimizer_state", "rng_keys")
 OPTIMIZERS = {"SGD": optim.SGD, "Adam": optim.Adam, "AdamW": optim.AdamW}
 
 
@@ -43,7 +48,7 @@ class ModelFileError(ValueError):
 
 def _digest(arrays):
     h = hashlib.sha256()
-    for name in ARRAYS:
+    for name in sorted(n for n in arrays if n != "meta"):
         a = np.ascontiguousarray(arrays[name])
         h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
         h.update(a.tobytes())
@@ -127,11 +132,11 @@ def read(path):
     try:
         with np.load(path, allow_pickle=False) as archive:
             names = set(archive.files)
-            missing = {"meta", *ARRAYS} - names
+            missing = {"meta", "params", "optimizer_state"} - names
             if missing:
                 raise ModelFileError(f"{path}: not a fastbp model file "
                                      f"(missing {', '.join(sorted(missing))})")
-            arrays = {name: archive[name] for name in ARRAYS}
+            arrays = {name: archive[name] for name in names if name != "meta"}
             meta_bytes = archive["meta"]
     except ModelFileError:
         raise
@@ -155,6 +160,8 @@ def read(path):
 
 def load_mlp(meta, arrays, path):
     from .model import MLP
+    if "rng_keys" not in arrays:
+        raise ModelFileError(f"{path}: not a fastbp model file (missing rng_keys)")
     arch = meta["architecture"]
     try:
         model = MLP(arch["layer_sizes"], activation=arch["activation"], output=arch["output"],
@@ -189,6 +196,150 @@ def load_mlp(meta, arrays, path):
     return model
 
 
+# ---------------------------------------------------------------- scikit-learn estimators
+# fitted attributes kept as JSON (scalars and lists); arrays go to their own entries
+_FITTED = ("n_iter_", "t_", "loss_", "best_loss_", "loss_curve_", "validation_scores_",
+           "best_validation_score_", "validation_loss_curve_", "n_layers_", "n_outputs_",
+           "out_activation_", "n_features_in_", "_no_improvement_count")
+
+
+def _json_scalar(v):
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (list, tuple)):
+        return [_json_scalar(x) for x in v]
+    return v
+
+
+def _estimator_params(est):
+    params = est.get_params()
+    if params["random_state"] is not None and not isinstance(params["random_state"], int):
+        raise ValueError("only an estimator whose random_state is None or an int can be "
+                         f"saved, got {params['random_state']!r}")
+    cw = params.get("class_weight")
+    if isinstance(cw, dict):  # JSON object keys are strings: keep the labels' types
+        params["class_weight"] = {"pairs": [[_json_scalar(k), float(v)] for k, v in cw.items()]}
+    return {k: _json_scalar(v) for k, v in params.items()}
+
+
+def _estimator_params_from(params):
+    params = dict(params)
+    params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    cw = params.get("class_weight")
+    if isinstance(cw, dict):
+        params["class_weight"] = {k: v for k, v in cw["pairs"]}
+    return params
+
+
+def save_estimator(est, path):
+    """Save a ``fastbp.MLPClassifier``/``MLPRegressor``, fitted or not."""
+    from . import __version__
+    meta = {"format": FORMAT, "version": VERSION, "fastbp": __version__,
+            "kind": type(est).__name__, "params": _estimator_params(est), "fitted": None}
+    arrays = {}
+    if hasattr(est, "coefs_"):
+        net = est._network(est.coefs_[0].dtype)
+        arrays["params"] = net.params
+        schedule = getattr(est, "_optimizer", None)
+        arrays["optimizer_state"] = (schedule.state.buffers if schedule is not None
+                                     else np.zeros((0, net.n_params), dtype=net.dtype))
+        fitted = {name: _json_scalar(getattr(est, name)) for name in _FITTED
+                  if hasattr(est, name)}
+        fitted["layer_sizes"] = list(net.layer_sizes)
+        fitted["dtype"] = net.dtype.name
+        if schedule is not None:
+            fitted["optimizer"] = {"lr": schedule.optimizer.lr, "step": schedule.state.step}
+        if hasattr(est, "_best_coefs"):
+            arrays["best_params"] = np.concatenate(
+                [a.ravel() for a in est._best_coefs + est._best_intercepts])
+        if hasattr(est, "_label_binarizer"):
+            lb = est._label_binarizer
+            arrays["classes"] = np.asarray(lb.classes_)
+            fitted["label_binarizer"] = {"y_type_": lb.y_type_, "neg_label": lb.neg_label,
+                                         "pos_label": lb.pos_label,
+                                         "sparse_input_": bool(lb.sparse_input_)}
+        if hasattr(est, "feature_names_in_"):
+            arrays["feature_names"] = np.asarray(est.feature_names_in_, dtype=str)
+        meta["fitted"] = fitted
+    else:
+        arrays["params"] = np.zeros(0)
+        arrays["optimizer_state"] = np.zeros((0, 0))
+    for name, a in arrays.items():
+        if a.dtype.kind == "O":
+            raise ValueError(f"cannot save {name}: object arrays are not part of the format "
+                             "(class labels must be numbers or strings)")
+    meta["sha256"] = _digest(arrays)
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    write_atomic(path, arrays)
+    return Path(path)
+
+
+def load_estimator(meta, arrays, path):
+    from sklearn.preprocessing import LabelBinarizer
+
+    from .estimators import MLPClassifier, MLPRegressor, _Schedule
+    from .model import MLP
+    from .estimators import _OUTPUTS
+    cls = {"MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor}[meta["kind"]]
+    try:
+        est = cls(**_estimator_params_from(meta["params"]))
+        est._validate_params()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: the estimator's parameters are rejected ({exc})") from None
+    fitted = meta.get("fitted")
+    if fitted is None:
+        return est
+    try:
+        output, loss, loss_code = _OUTPUTS[fitted["out_activation_"]]
+        net = MLP(fitted["layer_sizes"], activation=est.activation, output=output, loss=loss,
+                  dtype=fitted["dtype"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: the network cannot be rebuilt ({exc})") from None
+    net._loss_code = loss_code
+    params = arrays["params"]
+    if params.shape != (net.n_params,) or params.dtype != net.dtype:
+        raise ModelFileError(f"{path}: {params.shape} {params.dtype} parameters do not fit "
+                             f"the architecture ({net.n_params} {net.dtype})")
+    net._params[...] = params
+    for name in _FITTED:
+        if name in fitted:
+            setattr(est, name, fitted[name])
+    est._attach(net)
+    if "best_params" in arrays:
+        best, offset = arrays["best_params"], 0
+        est._best_coefs, est._best_intercepts = [], []
+        for target, shapes in ((est._best_coefs, [c.shape for c in est.coefs_]),
+                               (est._best_intercepts, [b.shape for b in est.intercepts_])):
+            for shape in shapes:
+                size = int(np.prod(shape))
+                target.append(best[offset:offset + size].reshape(shape).copy())
+                offset += size
+    if "label_binarizer" in fitted:
+        info = fitted["label_binarizer"]
+        lb = LabelBinarizer(neg_label=info["neg_label"], pos_label=info["pos_label"])
+        lb.classes_ = arrays["classes"]
+        lb.y_type_, lb.sparse_input_ = info["y_type_"], info["sparse_input_"]
+        est._label_binarizer = lb
+        est.classes_ = lb.classes_
+    if "feature_names" in arrays:
+        est.feature_names_in_ = arrays["feature_names"].astype(object)
+    if "optimizer" in fitted:
+        schedule = _Schedule(est, net.params, net.n_coefs)
+        state = arrays["optimizer_state"]
+        if state.shape != schedule.state.buffers.shape or state.dtype != net.dtype:
+            raise ModelFileError(f"{path}: optimizer state {state.shape} does not fit "
+                                 f"the {est.solver} solver")
+        schedule.state.buffers[...] = state
+        schedule.state.step = int(fitted["optimizer"]["step"])
+        schedule.optimizer.lr = float(fitted["optimizer"]["lr"])
+        est._optimizer = schedule
+    return est
+
+
 def load(path):
     """Load a model saved by ``save`` (``MLP.save``); never executes code from the file.
 
@@ -200,4 +351,6 @@ def load(path):
     meta, arrays = read(path)
     if meta.get("kind") == "MLP":
         return load_mlp(meta, arrays, path)
+    if meta.get("kind") in ("MLPClassifier", "MLPRegressor"):
+        return load_estimator(meta, arrays, path)
     raise ModelFileError(f"{path}: unknown model kind {meta.get('kind')!r}")

@@ -181,3 +181,72 @@ def test_a_crash_while_saving_keeps_the_previous_file(tmp_path, monkeypatch):
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
     assert zipfile.is_zipfile(path)
+
+
+# ---------------------------------------------------------------- scikit-learn estimators
+def fitted_estimators():
+    import warnings
+    from sklearn.datasets import load_iris, make_multilabel_classification
+    from sklearn.exceptions import ConvergenceWarning
+    X, y = load_iris(return_X_y=True)
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    Xm, Ym = make_multilabel_classification(n_samples=80, n_features=6, random_state=0)
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield "strings", fastbp.MLPClassifier(hidden_layer_sizes=(8,), max_iter=20,
+                                              random_state=0).fit(X, names), X
+        yield "class_weight", fastbp.MLPClassifier(
+            hidden_layer_sizes=(8,), max_iter=20, random_state=0, class_weight={0: 2.0, 2: 0.5},
+            activation="prelu").fit(X, y), X
+        yield "multilabel-float32", fastbp.MLPClassifier(
+            hidden_layer_sizes=(8,), max_iter=20, random_state=0,
+            early_stopping=True).fit(Xm.astype(np.float32), Ym), Xm.astype(np.float32)
+        yield "poisson-lbfgs", fastbp.MLPRegressor(
+            loss="poisson", solver="lbfgs", hidden_layer_sizes=(6,), max_iter=20,
+            random_state=0).fit(X, rng.poisson(2.0, len(X))), X
+        yield "multioutput-sgd", fastbp.MLPRegressor(
+            solver="sgd", hidden_layer_sizes=(6, 5), max_iter=20,
+            random_state=0).fit(X, np.column_stack([X[:, 0], X[:, 1]])), X
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_estimators_round_trip(case, tmp_path):
+    name, est, X = list(fitted_estimators())[case]
+    again = fastbp.load(est.save(tmp_path / f"{name}.fastbp"))
+    assert type(again) is type(est) and again.get_params() == est.get_params()
+    np.testing.assert_array_equal(again.predict(X), est.predict(X))
+    if hasattr(est, "predict_proba"):
+        np.testing.assert_array_equal(again.predict_proba(X), est.predict_proba(X))
+        np.testing.assert_array_equal(again.classes_, est.classes_)
+    for attr in ("n_iter_", "loss_", "n_layers_", "n_outputs_", "out_activation_",
+                 "n_features_in_"):
+        assert getattr(again, attr) == getattr(est, attr), attr
+    assert getattr(again, "loss_curve_", None) == getattr(est, "loss_curve_", None)
+    assert all(a.dtype == b.dtype for a, b in zip(again.coefs_, est.coefs_))
+
+
+def test_estimator_partial_fit_resumes_exactly(tmp_path):
+    from sklearn.datasets import load_digits
+    X, y = load_digits(return_X_y=True)
+    X = X / 16
+    straight = fastbp.MLPClassifier(hidden_layer_sizes=(16,), solver="sgd", random_state=0)
+    for _ in range(4):
+        straight.partial_fit(X, y, classes=np.arange(10))
+    half = fastbp.MLPClassifier(hidden_layer_sizes=(16,), solver="sgd", random_state=0)
+    for _ in range(2):
+        half.partial_fit(X, y, classes=np.arange(10))
+    resumed = fastbp.load(half.save(tmp_path / "half.fastbp"))
+    for _ in range(2):
+        resumed.partial_fit(X, y)
+    for a, b in zip(resumed.coefs_ + resumed.intercepts_, straight.coefs_ + straight.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    assert resumed.loss_curve_ == straight.loss_curve_
+
+
+def test_an_unfitted_estimator_round_trips_and_bad_random_state_is_refused(tmp_path):
+    est = fastbp.MLPRegressor(hidden_layer_sizes=(3, 2), alpha=0.5, n_jobs=1)
+    again = fastbp.load(est.save(tmp_path / "u.fastbp"))
+    assert again.get_params() == est.get_params() and not hasattr(again, "coefs_")
+    with pytest.raises(ValueError, match="random_state"):
+        fastbp.MLPRegressor(random_state=np.random.RandomState(0)).save(tmp_path / "r.fastbp")

@@ -43,6 +43,31 @@ class History:
                 f"val_{self.metric_name}": list(self.val_metric),
                 "epoch_time": list(self.epoch_time)}
 
+    def to_csv(self, path=None):
+        """The record as CSV (one row per epoch); written to ``path`` if given, else returned.
+
+        Columns: ``epoch, loss, val_loss, val_<metric>, epoch_time``; validation
+        cells are empty when there was no validation data.
+        """
+        metric = f"val_{self.metric_name}"
+        lines = [f"epoch,loss,val_loss,{metric},epoch_time"]
+        for e in range(self.n_epochs):
+            val = (f"{self.val_loss[e]!r},{self.val_metric[e]!r}" if e < len(self.val_loss)
+                   else ",")
+            time = repr(self.epoch_time[e]) if e < len(self.epoch_time) else ""
+            lines.append(f"{e},{self.loss[e]!r},{val},{time}")
+        text = "\n".join(lines) + "\n"
+        if path is None:
+            return text
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+
+    def plot(self, path=None):
+        """Training and validation curves (``fastbp.plot_history``); needs matplotlib."""
+        from .plotting import plot_history
+        return plot_history(self, path)
+
     def __repr__(self):
         last = f", loss={self.loss[-1]:.4g}" if self.loss else ""
         val = f", val_loss={self.val_loss[-1]:.4g}" if self.val_loss else ""

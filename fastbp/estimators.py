@@ -170,6 +170,49 @@ class _FastbpMLP:
             Y = np.column_stack([Y, np.asarray(sample_weight, dtype=dtype)])
         return np.ascontiguousarray(Y)
 
+    # ---------------------------------------------------------------- scikit-learn interop
+    _SHARED_FITTED = ("n_iter_", "t_", "loss_", "best_loss_", "loss_curve_",
+                      "validation_scores_", "best_validation_score_", "n_layers_",
+                      "n_outputs_", "out_activation_", "n_features_in_", "feature_names_in_",
+                      "classes_", "_label_binarizer", "_no_improvement_count")
+
+    def to_sklearn(self):
+        """An equivalent scikit-learn estimator (same parameters, copies of the weights).
+
+        Its predictions equal this estimator's up to rounding. Raises
+        ``ValueError`` for an activation scikit-learn does not have.
+        """
+        theirs = self._sklearn_class()
+        params = {k: v for k, v in self.get_params().items()
+                  if k in theirs._get_param_names()}
+        if params["activation"] not in ("identity", "logistic", "tanh", "relu"):
+            raise ValueError(f"scikit-learn has no {params['activation']!r} activation; "
+                             "to_sklearn needs identity, logistic, tanh or relu")
+        est = theirs(**params)
+        if hasattr(self, "coefs_"):
+            est.coefs_ = [c.copy() for c in self.coefs_]
+            est.intercepts_ = [b.copy() for b in self.intercepts_]
+            for name in self._SHARED_FITTED:
+                if hasattr(self, name):
+                    setattr(est, name, getattr(self, name))
+        return est
+
+    @classmethod
+    def from_sklearn(cls, est):
+        """A fastbp estimator equivalent to a scikit-learn one (fitted or not)."""
+        theirs = cls._sklearn_class()
+        if type(est) is not theirs:
+            raise ValueError(f"from_sklearn needs a {theirs.__name__}, got {type(est).__name__}")
+        ours = cls(**est.get_params())
+        if hasattr(est, "coefs_"):
+            for name in cls._SHARED_FITTED:
+                if hasattr(est, name):
+                    setattr(ours, name, getattr(est, name))
+            ours.coefs_ = [c.copy() for c in est.coefs_]
+            ours.intercepts_ = [b.copy() for b in est.intercepts_]
+            ours._network(ours.coefs_[0].dtype)
+        return ours
+
     def save(self, path):
         """Write the estimator (parameters, fitted state, optimizer state) to ``path``.
 
@@ -370,6 +413,10 @@ class MLPClassifier(_FastbpMLP, _SkMLPClassifier):
     _parameter_constraints = {**_SkMLPClassifier._parameter_constraints, **_EXTRA_CONSTRAINTS,
                               "class_weight": [dict, StrOptions({"balanced"}), None]}
 
+    @staticmethod
+    def _sklearn_class():
+        return _SkMLPClassifier
+
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant",
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
@@ -407,6 +454,10 @@ class MLPRegressor(_FastbpMLP, _SkMLPRegressor):
     """
 
     _parameter_constraints = {**_SkMLPRegressor._parameter_constraints, **_EXTRA_CONSTRAINTS}
+
+    @staticmethod
+    def _sklearn_class():
+        return _SkMLPRegressor
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
                  solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",

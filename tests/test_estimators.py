@@ -344,3 +344,41 @@ def test_fits_in_worker_threads_default_to_one_kernel_thread():
     worker.join()
     assert seen == [1]
     assert fastbp.MLPClassifier(n_jobs=2)._threads() == min(2, fastbp._threads.resolve_n_jobs(-1))
+
+
+# ---------------------------------------------------------------------- interop
+@pytest.mark.parametrize("dataset", [digits, multilabel, diabetes, poisson],
+                         ids=lambda f: f.__name__)
+def test_to_and_from_scikit_learn_predict_the_same(dataset):
+    X, y = dataset()
+    regression = dataset in (diabetes, poisson)
+    ours_cls, theirs_cls = PAIRS[1] if regression else PAIRS[0]
+    params = {"loss": "poisson"} if dataset is poisson else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = ours_cls(hidden_layer_sizes=(12,), max_iter=15, random_state=0, **params).fit(X, y)
+        theirs = theirs_cls(hidden_layer_sizes=(12,), max_iter=15, random_state=1,
+                            **params).fit(X, y)
+    converted = ours.to_sklearn()
+    assert type(converted) is theirs_cls
+    np.testing.assert_allclose(converted.predict(X), ours.predict(X), rtol=1e-10, atol=1e-12)
+    back = ours_cls.from_sklearn(theirs)
+    assert type(back) is ours_cls
+    np.testing.assert_allclose(back.predict(X), theirs.predict(X), rtol=1e-10, atol=1e-12)
+    if not regression:
+        np.testing.assert_allclose(back.predict_proba(X), theirs.predict_proba(X), rtol=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        back.partial_fit(X, y)  # the converted estimator trains on
+    assert back.n_iter_ == 1
+
+
+def test_interop_refuses_what_scikit_learn_cannot_hold():
+    X, y = iris()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        elu = fastbp.MLPClassifier(activation="elu", max_iter=5, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="no 'elu' activation"):
+        elu.to_sklearn()
+    with pytest.raises(ValueError, match="needs a MLPClassifier"):
+        fastbp.MLPClassifier.from_sklearn(sk.MLPRegressor())

@@ -1,4 +1,6 @@
-"""``python -m fastbp``: train an MLP on scikit-learn's digits and report accuracy and time."""
+"""``python -m fastbp``: the command line (``fastbp.cli``); with no arguments, the main job:
+train an MLP on scikit-learn's digits and report accuracy and time."""
+import sys
 import time
 
 from sklearn.datasets import load_digits
@@ -7,7 +9,7 @@ from sklearn.model_selection import train_test_split
 import fastbp
 
 
-def main():
+def main_job():
     X, y = load_digits(return_X_y=True)
     X = X / 16.0  # pixel intensities 0..16 → [0, 1]
     X_train, X_test, y_train, y_test = train_test_split(
@@ -32,4 +34,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from fastbp.cli import console
+    console()

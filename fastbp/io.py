@@ -9,6 +9,8 @@ Format (``FORMAT``, version ``VERSION``), a NumPy ``.npz`` archive read with
     ``(n_buffers, n_params)``: momentum, or Adam's two moments (0 rows if none)
 ``rng_keys``
     the 624 ``uint32`` words of the model's shuffling generator (Mersenne Twister)
+``classes``, ``input_mean``, ``input_scale`` (optional)
+    class labels and the input standardisation the command line trains with
 ``meta``
     UTF-8 JSON as ``uint8``: format name and version, fastbp version, the
     architecture, the optimizer's class and hyper-parameters with its step count,
@@ -104,6 +106,13 @@ def save_mlp(model, path):
                             else np.zeros((0, model.n_params), dtype=model.dtype)),
         "rng_keys": np.asarray(keys, dtype=np.uint32),
     }
+    # optional: what the command line keeps with a model (labels, input standardisation)
+    for name in ("classes", "input_mean", "input_scale"):
+        value = getattr(model, name + "_", None)
+        if value is not None:
+            arrays[name] = np.asarray(value)
+            if arrays[name].dtype.kind == "O":
+                arrays[name] = arrays[name].astype(str)
     meta = {
         "format": FORMAT, "version": VERSION, "fastbp": __version__, "kind": "MLP",
         "architecture": {"layer_sizes": list(model.layer_sizes),
@@ -117,6 +126,7 @@ def save_mlp(model, path):
         "rng": {"kind": kind, "pos": int(pos), "has_gauss": int(has_gauss),
                 "cached_gaussian": float(cached)},
         "history": _history_dict(model.history_),
+        "feature_names": getattr(model, "feature_names_", None),
         "sha256": _digest(arrays),
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
@@ -193,6 +203,11 @@ def load_mlp(meta, arrays, path):
     model._rng.set_state((rng["kind"], arrays["rng_keys"], rng["pos"], rng["has_gauss"],
                           rng["cached_gaussian"]))
     model.history_ = _history_from(meta.get("history"))
+    for name in ("classes", "input_mean", "input_scale"):
+        if name in arrays:
+            setattr(model, name + "_", arrays[name])
+    if meta.get("feature_names") is not None:
+        model.feature_names_ = list(meta["feature_names"])
     return model
 
 

@@ -1,0 +1,92 @@
+"""The command line end to end, through subprocesses."""
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "fastbp", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def ok(*args, cwd=None):
+    result = run(*args, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def user_error(*args, match):
+    result = run(*args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastbp: error:"), result.stderr
+    assert match in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((240, 3))
+    labels = np.where(X[:, 0] + X[:, 1] > 0, "up", "down")
+    with open(d / "train.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["a", "b", "kind", "c"])
+        for row, label in zip(X, labels):
+            w.writerow([row[0], row[1], label, row[2]])
+    np.savez(d / "reg.npz", X=X, y=X[:, 0] * 2.0 - X[:, 2] + 0.5)
+    np.savez(d / "features.npz", X=X[:5])
+    return d
+
+
+def test_train_on_a_csv_with_a_named_string_target_then_predict_and_info(files):
+    model = files / "kind.fastbp"
+    out = ok("train", files / "train.csv", "--target", "kind", "--hidden", "16", "--epochs", 40,
+             "--lr", "0.01", "--out", model, "--plot", files / "curves.png")
+    assert "classification: 192 training / 48 test samples, 2 classes" in out
+    accuracy = float(out.split("test accuracy: ")[1].split()[0])
+    assert accuracy > 0.9
+    assert (files / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    preds = ok("predict", model, files / "train.csv").split()
+    assert preds[0] == "prediction" and set(preds[1:]) <= {"up", "down"} and len(preds) == 241
+    proba = ok("predict", model, files / "train.csv", "--proba", "--out", files / "p.csv")
+    assert "240 predictions" in proba
+    rows = list(csv.reader(open(files / "p.csv")))
+    assert rows[0] == ["p_down", "p_up"]
+    assert np.allclose(np.array(rows[1:], dtype=float).sum(axis=1), 1, atol=1e-5)
+    info = ok("info", model)
+    assert "MLP(3-16[relu]-2[softmax]" in info and "classes: down, up" in info
+    assert "history: 40 epochs" in info
+
+
+def test_train_regression_from_npz_and_an_embedded_and_a_synthetic_set(files):
+    out = ok("train", files / "reg.npz", "--hidden", "32", "--epochs", 60, "--lr", "0.01",
+             "--out", files / "reg.fastbp")
+    assert "regression:" in out and float(out.split("test r2: ")[1].split()[0]) > 0.8
+    preds = ok("predict", files / "reg.fastbp", files / "features.npz").split()
+    assert len(preds) == 6
+    out = ok("train", "iris", "--epochs", 5, "--hidden", "8")
+    assert "classification: 120 training / 30 test samples, 3 classes" in out
+    out = ok("train", "synthetic", "--make-classification", "300,6,3", "--epochs", 3)
+    assert "classification: 240 training / 60 test samples, 3 classes" in out
+
+
+def test_user_mistakes_print_one_line_and_exit_2(files):
+    user_error("train", files / "missing.csv", match="no such file")
+    user_error("train", files / "train.csv", "--target", "nope", match="no column 'nope'")
+    user_error("train", files / "train.csv", "--target", "a", match="'kind'")  # strings as features
+    user_error("train", files / "train.csv", "--target", "kind", "--hidden", "16,x",
+               match="--hidden")
+    user_error("train", "synthetic", match="--make-classification")
+    user_error("train", "digits", "--target", "x", match="not a .csv")
+    (files / "broken.fastbp").write_bytes(b"not a model")
+    user_error("info", files / "broken.fastbp", match="not a readable fastbp model")
+    ok("train", files / "reg.npz", "--epochs", 1, "--out", files / "r1.fastbp")
+    np.savez(files / "wide.npz", X=np.zeros((3, 7)))
+    user_error("predict", files / "r1.fastbp", files / "wide.npz", match="7 features")
+    # a model trained on an .npz reads every CSV column as a feature: 'kind' is text
+    user_error("predict", files / "r1.fastbp", files / "train.csv", match="not a number")

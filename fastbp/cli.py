@@ -23,35 +23,47 @@ class CLIError(Exception):
 
 
 # ---------------------------------------------------------------- data
-def _read_csv(path, target):
+def _csv_rows(path):
+    """``(header, rows)`` of a CSV file; every row has the header's number of fields."""
     with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        raise CLIError(f"{path}: the file is empty")
-    header, body = rows[0], [r for r in rows[1:] if r]
-    if not body:
+        rows = [r for r in csv.reader(f) if r]
+    if len(rows) < 2:
         raise CLIError(f"{path}: no data rows after the header")
-    if target is None:
-        target = header[-1]
+    header = rows[0]
+    for n, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise CLIError(f"{path}: line {n} has {len(row)} fields, the header has "
+                           f"{len(header)}")
+    return header, rows[1:]
+
+
+def _columns_as_floats(path, header, rows, columns):
+    """The named columns as a float array (features must be numeric)."""
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise CLIError(f"{path}: missing feature column(s) {', '.join(missing)}")
+    index = [header.index(c) for c in columns]
+    X = np.empty((len(rows), len(index)))
+    for n, row in enumerate(rows):
+        for j, i in enumerate(index):
+            try:
+                X[n, j] = float(row[i])
+            except ValueError:
+                raise CLIError(f"{path}: line {n + 2}, column {columns[j]!r}: {row[i]!r} is "
+                               "not a number (features must be numeric)") from None
+    return X
+
+
+def _read_csv(path, target):
+    """``(X, y, feature_names)``: the target column (default the last) as text, the rest as X."""
+    header, rows = _csv_rows(path)
+    target = header[-1] if target is None else target
     if target not in header:
         raise CLIError(f"{path}: no column {target!r}; the columns are {', '.join(header)}")
     t = header.index(target)
     features = [h for i, h in enumerate(header) if i != t]
-    X = np.empty((len(body), len(features)))
-    y = []
-    for n, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            raise CLIError(f"{path}: line {n} has {len(row)} fields, the header has "
-                           f"{len(header)}")
-        values = [v for i, v in enumerate(row) if i != t]
-        for j, v in enumerate(values):
-            try:
-                X[n - 2, j] = float(v)
-            except ValueError:
-                raise CLIError(f"{path}: line {n}, column {features[j]!r}: {v!r} is not a "
-                               "number (features must be numeric)") from None
-        y.append(row[t])
-    return X, np.array(y), features
+    return (_columns_as_floats(path, header, rows, features), np.array([r[t] for r in rows]),
+            features)
 
 
 def _as_numbers(y):
@@ -199,32 +211,12 @@ def _load_model(path):
         raise CLIError(str(exc)) from None
 
 
-def _csv_features(path, columns):
-    """The named columns of a CSV (all of them if ``columns`` is None) as floats."""
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.reader(f) if r]
-    if len(rows) < 2:
-        raise CLIError(f"{path}: no data rows")
-    header = rows[0]
-    columns = header if columns is None else columns
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise CLIError(f"{path}: missing feature column(s) {', '.join(missing)}")
-    index = [header.index(c) for c in columns]
-    X = np.empty((len(rows) - 1, len(index)))
-    for n, row in enumerate(rows[1:], start=2):
-        for j, i in enumerate(index):
-            try:
-                X[n - 2, j] = float(row[i])
-            except (ValueError, IndexError):
-                raise CLIError(f"{path}: line {n}, column {columns[j]!r}: not a number") from None
-    return X
-
-
 def cmd_predict(args):
     model = _load_model(args.model)
     if Path(args.data).suffix == ".csv" and Path(args.data).exists():
-        X = _csv_features(args.data, getattr(model, "feature_names_", None))
+        header, rows = _csv_rows(args.data)
+        X = _columns_as_floats(args.data, header, rows,
+                               getattr(model, "feature_names_", None) or header)
     else:
         X, _, _ = load_data(args.data, need_target=False)
     if X.shape[1] != model.layer_sizes[0]:

@@ -296,9 +296,8 @@ def save_estimator(est, path):
 def load_estimator(meta, arrays, path):
     from sklearn.preprocessing import LabelBinarizer
 
-    from .estimators import MLPClassifier, MLPRegressor, _Schedule
+    from .estimators import _OUTPUTS, MLPClassifier, MLPRegressor, _Schedule
     from .model import MLP
-    from .estimators import _OUTPUTS
     cls = {"MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor}[meta["kind"]]
     try:
         est = cls(**_estimator_params_from(meta["params"]))

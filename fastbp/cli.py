@@ -16,6 +16,8 @@ import numpy as np
 
 EMBEDDED = ("digits", "iris", "breast_cancer", "diabetes")
 MAX_CLASSES_INFERRED = 20
+# the default batch shrinks on small data so that an epoch still takes this many steps
+MIN_STEPS_PER_EPOCH = 16
 
 
 class CLIError(Exception):
@@ -167,11 +169,20 @@ def cmd_train(args):
         raise CLIError(f"cannot split {len(X)} samples for testing: {exc}") from None
     mean, scale = X_train.mean(axis=0), X_train.std(axis=0)
     scale[scale == 0] = 1.0
+    if task == "regression":  # trained on a standardised target, predictions scaled back
+        target_mean, target_scale = y_train.mean(), y_train.std() or 1.0
+        y_fit = (y_train - target_mean) / target_scale
+    else:
+        y_fit = y_train
+    n_fit = len(X_train) - int(len(X_train) * (args.val_fraction or 0))
+    batch_size = args.batch_size or min(64, max(1, n_fit // MIN_STEPS_PER_EPOCH))
     model = fastbp.MLP([X.shape[1], *hidden, out], activation=args.activation,
                        output="softmax" if task == "classification" else "identity",
                        seed=args.seed, dtype=args.dtype)
     model.classes_ = classes
     model.input_mean_, model.input_scale_ = mean, scale
+    if task == "regression":
+        model.target_mean_, model.target_scale_ = np.array([target_mean]), np.array([target_scale])
     model.feature_names_ = features
     optimizers = {"adam": fastbp.optim.Adam, "adamw": fastbp.optim.AdamW, "sgd": fastbp.optim.SGD}
     kwargs = {"lr": args.lr}
@@ -181,14 +192,21 @@ def cmd_train(args):
     print(f"{model}\n{task}: {len(X_train)} training / {len(X_test)} test samples"
           + (f", {out} classes" if classes is not None else ""), flush=True)
     start = time.perf_counter()
-    history = model.fit((X_train - mean) / scale, y_train, optimizer=optimizer,
-                        epochs=args.epochs, batch_size=args.batch_size,
+    history = model.fit((X_train - mean) / scale, y_fit, optimizer=optimizer,
+                        epochs=args.epochs, batch_size=batch_size,
                         validation_fraction=args.val_fraction or None, patience=args.patience,
                         verbose=1 if sys.stderr.isatty() else 2, n_jobs=args.n_jobs)
     elapsed = time.perf_counter() - start
-    scores = model.evaluate((X_test - mean) / scale, y_test)
-    metric = "accuracy" if task == "classification" else "r2"
-    print(f"test {metric}: {scores[metric]:.4f}  test loss: {scores['loss']:.4f}  "
+    if task == "classification":
+        scores = model.evaluate((X_test - mean) / scale, y_test)
+        summary = f"test accuracy: {scores['accuracy']:.4f}  test loss: {scores['loss']:.4f}"
+    else:
+        pred = _predict_values(model, (X_test - mean) / scale)
+        rmse = float(np.sqrt(np.mean((pred - y_test) ** 2)))
+        r2 = 1 - np.sum((pred - y_test) ** 2) / max(np.sum((y_test - y_test.mean()) ** 2),
+                                                    np.finfo(float).tiny)
+        summary = f"test r2: {r2:.4f}  test rmse: {rmse:.4g}"
+    print(f"{summary}  "
           f"({history.n_epochs} epochs in {elapsed:.2f} s"
           + (f", stopped: {history.stop_reason}" if history.stopped_early else "") + ")")
     if args.out:
@@ -201,6 +219,14 @@ def cmd_train(args):
             raise CLIError(str(exc)) from None
         print(f"plot: {args.plot}")
     return 0
+
+
+def _predict_values(model, X):
+    """``model.predict`` on standardised rows, with a regression target scaled back."""
+    pred = model.predict(X)
+    if getattr(model, "target_mean_", None) is not None:
+        pred = pred * model.target_scale_[0] + model.target_mean_[0]
+    return pred
 
 
 def _load_model(path):
@@ -233,9 +259,13 @@ def cmd_predict(args):
         header = [f"p_{c}" for c in classes]
         lines = [",".join(header)] + [",".join(f"{p:.6g}" for p in row) for row in out]
     else:
-        pred = model.predict(X)
+        pred = _predict_values(model, X)
         values = classes[pred] if classes is not None else pred
-        lines = ["prediction"] + [str(v) for v in values]
+        if classes is None:  # numbers: 6 significant digits, like the probabilities
+            lines = ["prediction"] + [",".join(f"{v:.6g}" for v in np.atleast_1d(row))
+                                      for row in values]
+        else:
+            lines = ["prediction"] + [str(v) for v in values]
     text = "\n".join(lines) + "\n"
     if args.out:
         Path(args.out).write_text(text)
@@ -294,7 +324,9 @@ def build_parser():
     t.add_argument("--hidden", default="128", help="hidden layer sizes, e.g. 256,256")
     t.add_argument("--activation", default="relu")
     t.add_argument("--epochs", type=int, default=20)
-    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--batch-size", type=int, default=None,
+                   help="rows per step (default 64, fewer on small data: at least "
+                        f"{MIN_STEPS_PER_EPOCH} steps per epoch)")
     t.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam")
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")

@@ -9,13 +9,14 @@ Format (``FORMAT``, version ``VERSION``), a NumPy ``.npz`` archive read with
     ``(n_buffers, n_params)``: momentum, or Adam's two moments (0 rows if none)
 ``rng_keys``
     the 624 ``uint32`` words of the model's shuffling generator (Mersenne Twister)
-``classes``, ``input_mean``, ``input_scale`` (optional)
-    class labels and the input standardisation the command line trains with
+``classes``, ``input_mean``, ``input_scale``, ``target_mean``, ``target_scale`` (optional)
+    class labels, and the input (and regression target) standardisation the
+    command line trains with
 ``meta``
     UTF-8 JSON as ``uint8``: format name and version, fastbp version, the
     architecture, the optimizer's class and hyper-parameters with its step count,
     the rest of the generator's state, the training history, and a SHA-256 of
-    the three arrays above (a changed byte is reported, not loaded)
+    every array above (a changed byte is reported, not loaded)
 
 A saved ``MLPClassifier``/``MLPRegressor`` (``kind`` names the class) has
 ``params`` and ``optimizer_state`` as above (``params`` empty when unfitted), and
@@ -48,6 +49,10 @@ class ModelFileError(ValueError):
     """A file that is not a readable fastbp model (missing, truncated, altered, other format)."""
 
 
+# optional entries of a model trained by the command line: labels, input and target scaling
+_CLI_ENTRIES = ("classes", "input_mean", "input_scale", "target_mean", "target_scale")
+
+
 def _digest(arrays):
     h = hashlib.sha256()
     for name in sorted(n for n in arrays if n != "meta"):
@@ -78,14 +83,17 @@ def _history_from(d):
     return h
 
 
-def write_atomic(path, arrays):
-    """Write ``arrays`` as an ``.npz`` at ``path`` through a temporary file and a rename."""
+def _write_atomic(path, write):
+    """Call ``write(file)`` on a temporary file beside ``path``, sync it, rename it to ``path``.
+
+    A crash or an exception part-way leaves any previous file at ``path`` as it was.
+    """
     path = Path(path)
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
                                    dir=path.parent if str(path.parent) else ".")
     try:
         with os.fdopen(handle, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -93,6 +101,17 @@ def write_atomic(path, arrays):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    return path
+
+
+def write_atomic(path, arrays):
+    """Write ``arrays`` as an ``.npz`` at ``path`` through a temporary file and a rename."""
+    return _write_atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def write_bytes_atomic(path, data):
+    """Write ``data`` at ``path`` through a temporary file and a rename."""
+    return _write_atomic(path, lambda f: f.write(data))
 
 
 def save_mlp(model, path):
@@ -107,7 +126,7 @@ def save_mlp(model, path):
         "rng_keys": np.asarray(keys, dtype=np.uint32),
     }
     # optional: what the command line keeps with a model (labels, input standardisation)
-    for name in ("classes", "input_mean", "input_scale"):
+    for name in _CLI_ENTRIES:
         value = getattr(model, name + "_", None)
         if value is not None:
             arrays[name] = np.asarray(value)
@@ -203,7 +222,7 @@ def load_mlp(meta, arrays, path):
     model._rng.set_state((rng["kind"], arrays["rng_keys"], rng["pos"], rng["has_gauss"],
                           rng["cached_gaussian"]))
     model.history_ = _history_from(meta.get("history"))
-    for name in ("classes", "input_mean", "input_scale"):
+    for name in _CLI_ENTRIES:
         if name in arrays:
             setattr(model, name + "_", arrays[name])
     if meta.get("feature_names") is not None:

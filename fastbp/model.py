@@ -8,6 +8,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import architecture as arch
+from ._optional import require
 from ._threads import resolve_n_jobs, thread_limit
 from .strategy import check_strategy, choose_strategy, thread_counts, unit_bounds
 from ._validation import check_array, check_fraction, check_int
@@ -165,6 +166,51 @@ class MLP:
         """
         from .io import save_mlp
         return save_mlp(self, path)
+
+    # ------------------------------------------------------------------ interop
+    def to_torch(self, logits=False):
+        """An equivalent ``torch.nn.Sequential`` (needs PyTorch).
+
+        ``Linear`` layers holding copies of the weights, each followed by the
+        layer's activation module (none for identity), so the Sequential's output
+        equals ``predict_proba`` (classifiers) or ``predict`` (regressors) up to
+        rounding. ``logits=True`` leaves out the output activation, for
+        PyTorch's losses that take pre-activations (``CrossEntropyLoss``,
+        ``BCEWithLogitsLoss``, ``PoissonNLLLoss(log_input=True)``). The tensors
+        have the model's dtype.
+        """
+        require("torch", "to_torch", "torch")
+        from . import torch_bridge
+        return torch_bridge.to_torch(self, logits=logits)
+
+    @classmethod
+    def from_torch(cls, sequential, output=None, loss=None, dtype=None):
+        """A model with the architecture and weights of a ``torch.nn.Sequential``.
+
+        The Sequential must be ``Linear`` layers, each followed by at most one of
+        ``Identity``, ``Sigmoid``, ``Tanh``, ``ReLU``, ``LeakyReLU``, ``PReLU``,
+        ``ELU``, ``Softplus``, ``Hardtanh(-1, 1)`` (and ``fastbp.torch_bridge``'s
+        ``HardLogistic``), with ``Softmax(dim=1)`` or ``fastbp.torch_bridge.Exp``
+        allowed after the last; anything else raises ``ValueError`` naming the
+        module. ``output`` sets the output activation of a Sequential that ends in
+        a ``Linear`` (e.g. ``'softmax'`` for a network trained on logits); ``loss``
+        defaults to the output's natural loss and ``dtype`` to the weights' dtype.
+        """
+        require("torch", "from_torch", "torch")
+        from . import torch_bridge
+        return torch_bridge.from_torch(cls, sequential, output=output, loss=loss, dtype=dtype)
+
+    def to_onnx(self, path):
+        """Write the model as an ONNX graph to ``path`` (needs the ``onnx`` package).
+
+        Input ``X`` (``(n_samples, n_features)``, the model's dtype); outputs
+        ``output`` (``predict_proba`` of a classifier, the ``(n_samples, n_outputs)``
+        predictions of a regressor) and, for classifiers, ``label`` (``predict``,
+        int64). Opset 17; the write is atomic. Returns the path.
+        """
+        require("onnx", "to_onnx", "onnx")
+        from . import onnx_export
+        return onnx_export.write(self, path)
 
     @property
     def n_params(self):

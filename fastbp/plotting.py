@@ -1,4 +1,5 @@
 """Training curves with matplotlib (the optional ``plot`` extra)."""
+from ._optional import require
 
 
 def plot_history(history, path=None):
@@ -19,10 +20,8 @@ def plot_history(history, path=None):
     ImportError
         When matplotlib is not installed (``pip install "fastbp[plot]"``).
     """
-    try:
-        import matplotlib.pyplot as plt  # picks a non-interactive backend when headless
-    except ImportError:
-        raise ImportError('plotting needs matplotlib: pip install "fastbp[plot]"') from None
+    # pyplot picks a non-interactive backend when headless
+    plt = require("matplotlib.pyplot", "plotting", "plot")
     epochs = range(1, history.n_epochs + 1)
     has_val = bool(history.val_loss)
     fig, axes = plt.subplots(1, 2 if has_val else 1, figsize=(10 if has_val else 5.5, 4),

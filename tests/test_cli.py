@@ -40,6 +40,7 @@ def files(tmp_path_factory):
             w.writerow([row[0], row[1], label, row[2]])
     np.savez(d / "reg.npz", X=X, y=X[:, 0] * 2.0 - X[:, 2] + 0.5)
     np.savez(d / "features.npz", X=X[:5])
+    np.savez(d / "big.npz", X=X, y=1000 * (X[:, 0] * 2.0 - X[:, 2]) + 5000)
     return d
 
 
@@ -73,6 +74,23 @@ def test_train_regression_from_npz_and_an_embedded_and_a_synthetic_set(files):
     assert "classification: 120 training / 30 test samples, 3 classes" in out
     out = ok("train", "synthetic", "--make-classification", "300,6,3", "--epochs", 3)
     assert "classification: 240 training / 60 test samples, 3 classes" in out
+
+
+def test_a_regression_target_in_large_units_is_learnt_and_predicted_in_its_units(files):
+    out = ok("train", files / "big.npz", "--hidden", "32", "--epochs", 60, "--lr", "0.01",
+             "--out", files / "big.fastbp")
+    assert float(out.split("test r2: ")[1].split()[0]) > 0.8
+    data = np.load(files / "big.npz")
+    ok("predict", files / "big.fastbp", files / "big.npz", "--out", files / "big.csv")
+    preds = np.loadtxt(files / "big.csv", skiprows=1)
+    y = data["y"]
+    assert 1 - np.sum((preds - y) ** 2) / np.sum((y - y.mean()) ** 2) > 0.8
+
+
+def test_default_batch_keeps_enough_steps_per_epoch_on_small_data():
+    # 108 fitting rows: the default batch is 6, not 64 (2 steps per epoch underfit: 0.83)
+    out = ok("train", "iris")
+    assert float(out.split("test accuracy: ")[1].split()[0]) >= 0.9
 
 
 def test_user_mistakes_print_one_line_and_exit_2(files):

@@ -1,0 +1,119 @@
+"""Write a ``fastbp.MLP`` as an ONNX graph (``MLP.to_onnx``).
+
+Imported only by ``MLP.to_onnx``, so onnx stays optional. Each layer is one
+``Gemm`` (``X·W + b``; ONNX's row-major ``B`` is fastbp's ``(fan_in, fan_out)``
+as it is) followed by its activation. ONNX Runtime's CPU kernels for ``Elu``,
+``Softplus`` and ``HardSigmoid`` exist for float32 only, so those three are
+written as small compositions of elementwise operators that it runs in both
+dtypes; leaky_relu is a ``PRelu`` with a constant slope, kept in the model's
+dtype (``LeakyRelu``'s ``alpha`` is a float32 attribute); every other
+activation is the single ONNX operator of the same function.
+
+Outputs: ``output``, the output activations (``predict_proba`` of a
+classifier, ``predict`` of a regressor as ``(n_samples, n_outputs)``), and for
+classifiers ``label``, what ``predict`` returns (int64).
+"""
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17  # run by every ONNX Runtime since 1.13
+
+
+class _Graph:
+    """Nodes and constants, named in order of creation."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        self.nodes, self.initializers = [], []
+        self._count = 0
+
+    def name(self, stem):
+        self._count += 1
+        return f"{stem}_{self._count}"
+
+    def const(self, stem, value, dtype=None):
+        name = self.name(stem)
+        array = np.asarray(value, dtype=dtype or self.dtype)
+        self.initializers.append(numpy_helper.from_array(array, name))
+        return name
+
+    def op(self, op_type, inputs, stem=None, output=None, **attrs):
+        out = output or self.name(stem or op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=self.name(op_type),
+                                           **attrs))
+        return out
+
+
+def _activation(g, name, z, gamma, slopes, output):
+    """Append the nodes of one activation applied to tensor ``z``; return the result's name."""
+    single = {"logistic": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "exp": "Exp"}
+    if name == "identity":
+        return g.op("Identity", [z], output=output)
+    if name in single:
+        return g.op(single[name], [z], output=output)
+    if name == "leaky_relu":  # PRelu with a constant: LeakyRelu's alpha attribute is float32
+        return g.op("PRelu", [z, g.const("gamma", gamma)], output=output)
+    if name == "prelu":
+        return g.op("PRelu", [z, g.const("slopes", slopes)], output=output)
+    if name == "softmax":
+        return g.op("Softmax", [z], output=output, axis=1)
+    if name == "hard_tanh":
+        return g.op("Clip", [z, g.const("minus_one", -1), g.const("one", 1)], output=output)
+    if name == "hard_logistic":  # clip(z/4 + 1/2, 0, 1)
+        v = g.op("Add", [g.op("Mul", [z, g.const("quarter", 0.25)]), g.const("half", 0.5)])
+        return g.op("Clip", [v, g.const("zero", 0), g.const("one", 1)], output=output)
+    if name == "elu":  # relu(z) + γ·(e^min(z,0) − 1): the exponential never overflows
+        neg = g.op("Min", [z, g.const("zero", 0)])
+        tail = g.op("Mul", [g.op("Sub", [g.op("Exp", [neg]), g.const("one", 1)]),
+                            g.const("gamma", gamma)])
+        return g.op("Add", [g.op("Relu", [z]), tail], output=output)
+    if name == "softplus":  # relu(z) + log(1 + e^−|z|)
+        e = g.op("Exp", [g.op("Neg", [g.op("Abs", [z])])])
+        log = g.op("Log", [g.op("Add", [e, g.const("one", 1)])])
+        return g.op("Add", [g.op("Relu", [z]), log], output=output)
+    raise ValueError(f"no ONNX form for activation {name!r}")  # pragma: no cover
+
+
+def build(model):
+    """The ``onnx.ModelProto`` of ``model`` (checked by ``onnx.checker``)."""
+    from . import __version__
+    elem = TensorProto.FLOAT if model.dtype == np.float32 else TensorProto.DOUBLE
+    g = _Graph(model.dtype)
+    x = "X"
+    n_layers = len(model.coefs_)
+    for l, (W, b) in enumerate(zip(model.coefs_, model.intercepts_)):
+        z = g.op("Gemm", [x, g.const(f"W{l}", W), g.const(f"b{l}", b)], stem=f"z{l}")
+        last = l == n_layers - 1
+        x = _activation(g, model._layout.activations[l], z, model._layout.gamma_per_layer[l],
+                        model.slopes_.get(l), "output" if last else None)
+    n_samples, n_out = "n_samples", model.layer_sizes[-1]
+    outputs = [helper.make_tensor_value_info("output", elem, [n_samples, n_out])]
+    if model.loss == "cross_entropy":
+        g.op("ArgMax", ["output"], output="label", axis=1, keepdims=0)
+        outputs.append(helper.make_tensor_value_info("label", TensorProto.INT64, [n_samples]))
+    elif model.loss == "binary_cross_entropy":
+        above = g.op("Greater", ["output", g.const("threshold", 0.5)])
+        label = g.op("Cast", [above], output="label" if n_out > 1 else None,
+                     to=TensorProto.INT64)
+        label_shape = [n_samples, n_out]
+        if n_out == 1:  # predict returns (n_samples,) for one output
+            g.op("Squeeze", [label, g.const("axis", [1], np.int64)], output="label")
+            label_shape = [n_samples]
+        outputs.append(helper.make_tensor_value_info("label", TensorProto.INT64, label_shape))
+    graph = helper.make_graph(
+        g.nodes, "fastbp_mlp",
+        [helper.make_tensor_value_info("X", elem, [n_samples, model.layer_sizes[0]])],
+        outputs, g.initializers)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="fastbp", producer_version=__version__,
+                              doc_string=f"{model._layout.describe()}, loss={model.loss}")
+    proto.ir_version = 8  # the IR of opset 17; newer onnx packages default to a newer one
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def write(model, path):
+    """Write ``model``'s graph to ``path`` atomically; returns the path."""
+    from .io import write_bytes_atomic
+    return write_bytes_atomic(path, build(model).SerializeToString())

@@ -1,0 +1,191 @@
+"""Convert between ``fastbp.MLP`` and ``torch.nn.Sequential``.
+
+Imported only by ``MLP.to_torch`` / ``MLP.from_torch``, so PyTorch stays
+optional. ``nn.Linear`` stores ``W`` as ``(fan_out, fan_in)``, fastbp as
+``(fan_in, fan_out)``: the conversion transposes. Two fastbp activations have
+no PyTorch module and get one here (``HardLogistic``, ``Exp``); a pickled
+Sequential that holds them needs fastbp importable.
+"""
+import numpy as np
+import torch
+from torch import nn
+
+from . import architecture as arch
+
+
+class HardLogistic(nn.Module):
+    """``clip(z/4 + 1/2, 0, 1)``, fastbp's hard_logistic (``nn.Hardsigmoid`` is ``z/6 + 1/2``)."""
+
+    def forward(self, z):
+        return torch.clamp(0.25 * z + 0.5, 0.0, 1.0)
+
+
+class Exp(nn.Module):
+    """``e^z``, the output of Poisson regression (the inverse of its log link)."""
+
+    def forward(self, z):
+        return torch.exp(z)
+
+
+def _module(name, gamma, slopes):
+    """The PyTorch module for one fastbp activation (None for identity)."""
+    if name == "prelu":
+        prelu = nn.PReLU(num_parameters=slopes.shape[0])
+        prelu.weight = nn.Parameter(torch.from_numpy(slopes.copy()))
+        return prelu
+    return {
+        "identity": lambda: None,
+        "logistic": nn.Sigmoid,
+        "tanh": nn.Tanh,
+        "relu": nn.ReLU,
+        "leaky_relu": lambda: nn.LeakyReLU(negative_slope=gamma),
+        "elu": lambda: nn.ELU(alpha=gamma),
+        "softplus": nn.Softplus,
+        "hard_logistic": HardLogistic,
+        "hard_tanh": nn.Hardtanh,
+        "softmax": lambda: nn.Softmax(dim=1),
+        "exp": Exp,
+    }[name]()
+
+
+def to_torch(model, logits=False):
+    """See ``MLP.to_torch``."""
+    modules = []
+    n_layers = len(model.coefs_)
+    for l, (W, b) in enumerate(zip(model.coefs_, model.intercepts_)):
+        # built on the meta device so that no initial weights are drawn from torch's RNG
+        linear = nn.Linear(W.shape[0], W.shape[1], device="meta")
+        linear.weight = nn.Parameter(torch.from_numpy(np.ascontiguousarray(W.T)))
+        linear.bias = nn.Parameter(torch.from_numpy(b.copy()))
+        modules.append(linear)
+        if l == n_layers - 1 and logits:
+            break
+        name = model._layout.activations[l]
+        module = _module(name, model._layout.gamma_per_layer[l], model.slopes_.get(l))
+        if module is not None:
+            modules.append(module)
+    return nn.Sequential(*modules)
+
+
+def _flatten(modules):
+    for m in modules:
+        if isinstance(m, nn.Sequential):
+            yield from _flatten(m)
+        else:
+            yield m
+
+
+def _activation(module, position):
+    """``(fastbp name, γ or None, prelu weights or None)`` of one PyTorch activation module."""
+    kind = type(module)
+    simple = {nn.Identity: "identity", nn.Sigmoid: "logistic", nn.Tanh: "tanh",
+              nn.ReLU: "relu", HardLogistic: "hard_logistic", Exp: "exp"}
+    if kind in simple:
+        return simple[kind], None, None
+    if kind is nn.LeakyReLU:
+        if module.negative_slope < 0:
+            raise ValueError(f"{position}: LeakyReLU needs negative_slope >= 0, "
+                             f"got {module.negative_slope}")
+        return "leaky_relu", float(module.negative_slope), None
+    if kind is nn.ELU:
+        if module.alpha < 0:
+            raise ValueError(f"{position}: ELU needs alpha >= 0, got {module.alpha}")
+        return "elu", float(module.alpha), None
+    if kind is nn.PReLU:
+        return "prelu", None, module.weight.detach().cpu().numpy()
+    if kind is nn.Softplus:
+        # PyTorch returns z itself above the threshold; from 15 on that differs by < 3e-7
+        if module.beta != 1 or module.threshold < 15:
+            raise ValueError(f"{position}: fastbp's softplus is Softplus(beta=1) with "
+                             f"threshold >= 15, got beta={module.beta}, "
+                             f"threshold={module.threshold}")
+        return "softplus", None, None
+    if kind is nn.Hardtanh:
+        if (module.min_val, module.max_val) != (-1.0, 1.0):
+            raise ValueError(f"{position}: fastbp's hard_tanh is Hardtanh(-1, 1), got "
+                             f"Hardtanh({module.min_val}, {module.max_val})")
+        return "hard_tanh", None, None
+    if kind is nn.Softmax:
+        if module.dim not in (1, -1):
+            raise ValueError(f"{position}: Softmax must act on dim 1 (the features), "
+                             f"got dim={module.dim}")
+        return "softmax", None, None
+    hint = {nn.Hardsigmoid: " (fastbp's hard_logistic is fastbp.torch_bridge.HardLogistic, "
+                            "clip(z/4 + 1/2, 0, 1))",
+            nn.LogSoftmax: " (use Softmax; predict_proba returns probabilities)",
+            nn.Dropout: " (fastbp trains without dropout; remove it for inference)"}
+    raise ValueError(f"{position}: {kind.__name__} is not supported{hint.get(kind, '')}; "
+                     "fastbp converts Linear layers, each followed by at most one of Identity, "
+                     "Sigmoid, Tanh, ReLU, LeakyReLU, PReLU, ELU, Softplus, Hardtanh, "
+                     "fastbp.torch_bridge.HardLogistic, and, last, Softmax or fastbp.torch_bridge.Exp")
+
+
+def _parse(sequential):
+    """``[(linear, activation name, γ, prelu weights)]`` for a Sequential, checked."""
+    if not isinstance(sequential, nn.Module):
+        raise TypeError(f"from_torch needs a torch.nn.Sequential, got {type(sequential).__name__}")
+    modules = list(_flatten([sequential] if isinstance(sequential, nn.Sequential)
+                            else [sequential]))
+    layers = []
+    for i, m in enumerate(modules):
+        position = f"module {i} ({type(m).__name__})"
+        if isinstance(m, nn.Linear) and type(m) is nn.Linear:
+            if layers and layers[-1][0].out_features != m.in_features:
+                raise ValueError(f"{position} takes {m.in_features} inputs but the layer "
+                                 f"before gives {layers[-1][0].out_features}")
+            layers.append([m, None, None, None])
+            continue
+        if not layers:
+            raise ValueError(f"{position}: the first module must be a Linear layer")
+        if layers[-1][1] is not None:
+            raise ValueError(f"{position}: two activations in a row; fastbp has one per layer")
+        name, gamma, slopes = _activation(m, position)
+        if slopes is not None and slopes.size not in (1, layers[-1][0].out_features):
+            raise ValueError(f"{position}: PReLU has {slopes.size} slopes for "
+                             f"{layers[-1][0].out_features} units")
+        layers[-1][1:] = name, gamma, slopes
+    if not layers:
+        raise ValueError("from_torch needs at least one Linear layer")
+    for i, (_, name, _, _) in enumerate(layers[:-1]):
+        if name in ("softmax", "exp"):
+            raise ValueError(f"{name} can only follow the last Linear layer (found after "
+                             f"layer {i})")
+    return [(m, name or "identity", gamma, slopes) for m, name, gamma, slopes in layers]
+
+
+def _common_gamma(names, gammas):
+    """The one γ fastbp's MLP takes, from the leaky_relu / elu layers' parameters."""
+    wanted = {(n, g) for n, g in zip(names, gammas) if n in ("leaky_relu", "elu")}
+    if all(g == arch.DEFAULT_GAMMA[n] for n, g in wanted):
+        return None
+    values = {g for _, g in wanted}
+    if len(values) > 1:
+        raise ValueError("fastbp uses one γ for all its leaky_relu and elu layers; this "
+                         f"Sequential has {sorted(values)}")
+    return values.pop()
+
+
+def from_torch(cls, sequential, output=None, loss=None, dtype=None):
+    """See ``MLP.from_torch``."""
+    layers = _parse(sequential)
+    names = [name for _, name, _, _ in layers]
+    if output is not None and names[-1] != "identity" and output != names[-1]:
+        raise ValueError(f"output={output!r} given, but the Sequential already ends in "
+                         f"{names[-1]}")
+    if output is not None:
+        names[-1] = output
+    weights = [m.weight.detach().cpu().numpy() for m, _, _, _ in layers]
+    if dtype is None:
+        dtype = weights[0].dtype
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"the Linear weights are {dtype}; pass dtype='float32' or 'float64'")
+    sizes = [layers[0][0].in_features] + [m.out_features for m, _, _, _ in layers]
+    gamma = _common_gamma(names, [g for _, _, g, _ in layers])
+    model = cls(sizes, activation=names[:-1], output=names[-1], loss=loss, dtype=dtype,
+                gamma=gamma)
+    for l, (m, _, _, slopes) in enumerate(layers):
+        model.coefs_[l][...] = weights[l].T
+        model.intercepts_[l][...] = 0 if m.bias is None else m.bias.detach().cpu().numpy()
+        if slopes is not None:
+            model.slopes_[l][...] = slopes  # one shared slope broadcasts to every unit
+    return model

@@ -14,11 +14,11 @@ drop_stale_kernel_cache()
 from . import callbacks, optim  # noqa: E402
 from .gradcheck import check_gradients  # noqa: E402
 from .history import History  # noqa: E402
-from .model import MLP  # noqa: E402
+from .model import MLP, DivergenceError  # noqa: E402
 from .estimators import MLPClassifier, MLPRegressor  # noqa: E402
 from .io import ModelFileError, load  # noqa: E402
 from .plotting import plot_history  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["MLP", "MLPClassifier", "MLPRegressor", "History", "ModelFileError", "callbacks",
+__all__ = ["MLP", "DivergenceError", "MLPClassifier", "MLPRegressor", "History", "ModelFileError", "callbacks",
            "check_gradients", "load", "optim", "plot_history", "__version__"]

@@ -1,6 +1,19 @@
-"""Thread counts of a call: Numba's parallel kernels and the BLAS they call."""
+"""Thread counts of a call: Numba's parallel kernels and the BLAS they call.
+
+Numba's thread count is per calling thread; the BLAS limit (threadpoolctl) is
+one setting for the whole process. Calls running at the same time from
+several Python threads therefore share it: while any are running, the BLAS
+limit is the smallest any of them asked for (never oversubscribed), and the
+original setting comes back when the last one ends.
+
+Numba's ``workqueue`` threading layer, its fallback when neither OpenMP nor TBB
+can be loaded, aborts the process if two threads launch parallel kernels at the
+same time; under it, parallel calls take turns (``_parallel_gate``).
+"""
 import os
-from contextlib import contextmanager
+import threading
+from collections import Counter
+from contextlib import contextmanager, nullcontext
 from numbers import Integral
 
 import numba
@@ -8,6 +21,11 @@ import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls: l
 from threadpoolctl import ThreadpoolController
 
 _controller = None
+_lock = threading.Lock()
+_active_blas_limits = Counter()  # the limits of the calls now running
+_original_blas = None  # threadpoolctl's limiter holding the settings from before them
+_serial_launches = threading.Lock()
+_layer_is_threadsafe = None
 
 
 def _blas_controller():
@@ -28,6 +46,48 @@ def resolve_n_jobs(n_jobs):
     return limit if n_jobs == -1 else min(int(n_jobs), limit, os.cpu_count() or 1)
 
 
+def threading_layer_is_threadsafe():
+    """Whether Numba's threading layer accepts parallel launches from several threads."""
+    global _layer_is_threadsafe
+    if _layer_is_threadsafe is None:
+        try:
+            from numba.np.ufunc.parallel import _launch_threads
+            _launch_threads()  # picks and loads the layer, as the first parallel call would
+            _layer_is_threadsafe = numba.threading_layer() in ("omp", "tbb")
+        except Exception:  # an unknown Numba: assume the worst, calls take turns
+            _layer_is_threadsafe = False
+    return _layer_is_threadsafe
+
+
+def _parallel_gate(numba_threads):
+    """A lock held around parallel kernel calls when the threading layer needs it."""
+    if numba_threads > 1 and not threading_layer_is_threadsafe():
+        return _serial_launches
+    return nullcontext()
+
+
+def _set_blas_limit(limit):
+    """Record a call's BLAS limit and apply the smallest of the running calls'."""
+    global _original_blas
+    with _lock:
+        first = not _active_blas_limits
+        _active_blas_limits[limit] += 1
+        limiter = _blas_controller().limit(limits=min(_active_blas_limits), user_api="blas")
+        if first:  # it remembers the settings from before any fastbp call
+            _original_blas = limiter
+
+
+def _unset_blas_limit(limit):
+    with _lock:
+        _active_blas_limits[limit] -= 1
+        if not _active_blas_limits[limit]:
+            del _active_blas_limits[limit]
+        if _active_blas_limits:
+            _blas_controller().limit(limits=min(_active_blas_limits), user_api="blas")
+        else:
+            _original_blas.restore_original_limits()
+
+
 @contextmanager
 def thread_limit(numba_threads, blas_threads):
     """Run the body with these thread counts, then restore the previous settings.
@@ -37,8 +97,10 @@ def thread_limit(numba_threads, blas_threads):
     """
     previous = numba.get_num_threads()
     numba.set_num_threads(numba_threads)
+    _set_blas_limit(blas_threads)
     try:
-        with _blas_controller().limit(limits=blas_threads, user_api="blas"):
+        with _parallel_gate(numba_threads):
             yield
     finally:
+        _unset_blas_limit(blas_threads)
         numba.set_num_threads(previous)

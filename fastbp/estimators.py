@@ -37,7 +37,9 @@ from sklearn.utils.validation import validate_data
 from tqdm.auto import tqdm
 
 from . import architecture as arch
+from ._guard import GuardedEpochs, deferred_interrupt
 from ._threads import resolve_n_jobs, thread_limit
+from .memory import check_fits
 from .kernels import losses as KL
 from .kernels import train as K
 from .model import MLP
@@ -135,6 +137,21 @@ class _FastbpMLP:
                 net.slopes_[l][...] = s
         self._attach(net)
         return net
+
+    def _initialize(self, y, layer_units, dtype):
+        """scikit-learn's first allocation of a fit: refuse it first if it would not fit."""
+        n_params = sum((a + 1) * b for a, b in zip(layer_units[:-1], layer_units[1:]))
+        units = sum(layer_units[1:])
+        if self.solver == "lbfgs":  # the loss and gradient of all rows at once
+            rows = y.shape[0] * 3 * units
+        else:
+            batch = min(200 if self.batch_size == "auto" else self.batch_size, y.shape[0])
+            rows = batch * 3 * units * (1 + self._threads())
+        # parameter-sized: scikit-learn's coefs and gradients, the flat buffer and its
+        # gradient, the optimizer state and the guard's copies, the best and packed copies
+        check_fits(np.dtype(dtype).itemsize * (13 * n_params + rows),
+                   f"fitting {'-'.join(map(str, layer_units))} on {y.shape[0]:,} rows")
+        super()._initialize(y, layer_units, dtype)
 
     def _attach(self, net):
         self._net = net
@@ -284,25 +301,28 @@ class _FastbpMLP:
         run_epoch = net._epoch_runner(X_train, Y_train, schedule.optimizer, schedule.state,
                                       batch_size, strategy, n_threads,
                                       l2_per_weight=float(self.alpha))
-        n_steps = -(-n_samples // batch_size)
+        epochs_runner = GuardedEpochs(run_epoch, net.params, schedule.state, batch_size)
         epochs = 1 if incremental else self.max_iter
         bar = tqdm(total=epochs, unit="epoch", leave=False, file=sys.stderr,
                    disable=not self.progress)
         try:
             self.n_iter_ = 0
-            with thread_limit(*thread_counts(strategy, n_threads)):
+            with (thread_limit(*thread_counts(strategy, n_threads)),
+                  deferred_interrupt() as interrupt):
                 for it in range(self.max_iter):
+                    if interrupt.pending:  # between epochs: weights and counters agree
+                        raise KeyboardInterrupt
                     if self.shuffle:
                         sample_idx = _shuffle(sample_idx, random_state=self._random_state)
                     start = time.perf_counter()
-                    loss = run_epoch(sample_idx)
-                    if not np.isfinite(loss):
+                    loss, failed_step = epochs_runner.run(sample_idx)
+                    if failed_step is not None:
                         raise ValueError(
                             "Solver produced non-finite parameter weights. The input data "
                             "may contain large values and need to be preprocessed. (fastbp "
-                            "stopped before the first non-finite step: the weights are "
-                            "those of the last finite one.)")
-                    schedule.state.step += n_steps
+                            f"stopped before step {failed_step + 1} of epoch {it + 1}, whose "
+                            "loss, weights or optimizer state were not finite: the weights "
+                            "are those from before it.)")
                     self.n_iter_ += 1
                     self.loss_ = float(loss)
                     self.t_ += n_samples

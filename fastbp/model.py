@@ -12,7 +12,9 @@ from ._optional import require
 from ._threads import resolve_n_jobs, thread_limit
 from .strategy import check_strategy, choose_strategy, thread_counts, unit_bounds
 from ._validation import check_array, check_fraction, check_int
+from ._guard import GuardedEpochs, deferred_interrupt
 from .history import History
+from .memory import check_fits
 from .kernels import sharded as KS
 from .kernels import columns as KC
 from .kernels import train as K
@@ -36,6 +38,14 @@ def r2_score(Y, out):
     scores = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1),
                       np.where(residual == 0, 1.0, 0.0))
     return float(scores.mean())
+
+
+class DivergenceError(FloatingPointError):
+    """Training stopped because a step's loss, weights or optimizer state were not finite.
+
+    Raised by ``MLP.fit(..., on_divergence='raise')``; the model keeps the
+    parameters from before the failing step.
+    """
 
 
 class MLP:
@@ -117,6 +127,8 @@ class MLP:
         self._gammas = np.array([0.0 if n == "prelu" else g for n, g in zip(names, gammas)],
                                 dtype=self.dtype)
         self._rng = np.random.RandomState(seed)
+        check_fits(self._layout.n_params * self.dtype.itemsize,
+                   f"the {self._layout.n_params:,} parameters of {self._layout.describe()}")
         self._params = np.empty(self._layout.n_params, dtype=self.dtype)
         self.coefs_, self.intercepts_, self.slopes_ = self._layout.views(self._params)
         self._optimizer = None
@@ -284,8 +296,11 @@ class MLP:
     def _forward(self, X):
         """Output activations of checked rows; chunks run on all threads for large inputs."""
         n = X.shape[0]
-        out = np.empty((n, self.layer_sizes[-1]), dtype=self.dtype)
         n_threads = min(resolve_n_jobs(None), -(-n // PARALLEL_PREDICT_MIN_ROWS))
+        check_fits(self.dtype.itemsize * (n * self.layer_sizes[-1] + n_threads * 3
+                                          * min(n, PREDICT_CHUNK) * self._layout.total_units),
+                   f"predicting {n:,} rows")
+        out = np.empty((n, self.layer_sizes[-1]), dtype=self.dtype)
         if n_threads > 1:
             rows = min(PREDICT_CHUNK, -(-n // n_threads))
             acts, zs, _ = self._layout.workspace(rows, self.dtype, n_workers=n_threads)
@@ -359,7 +374,8 @@ class MLP:
     # ------------------------------------------------------------------ training
     def fit(self, X, y, optimizer=None, epochs=10, batch_size=32, shuffle=True,
             validation_data=None, validation_fraction=None, patience=None,
-            restore_best=True, callbacks=(), verbose=1, n_jobs=None, strategy="auto"):
+            restore_best=True, callbacks=(), verbose=1, n_jobs=None, strategy="auto",
+            on_divergence="warn"):
         """Train with minibatches, one kernel call per epoch.
 
         Parameters
@@ -395,11 +411,28 @@ class MLP:
             How each epoch runs (see ``fastbp.strategy``); ``auto`` picks by
             the network's shape. Every strategy gives the same results within
             float tolerance.
+        on_divergence : {'warn', 'raise'}, default 'warn'
+            What happens when a step's loss, weights or optimizer state stop
+            being finite (too large a learning rate, usually): training stops
+            and the model keeps the parameters and optimizer state from just
+            before that step (or, with validation data and ``restore_best``, the
+            best epoch's parameters, as at any other stop), then a
+            ``RuntimeWarning`` is issued ('warn') or
+            ``fastbp.DivergenceError`` raised ('raise'). Either way
+            ``history.stop_reason`` is ``'diverged'``.
 
         Returns
         -------
         History
             Also kept as ``model.history_``.
+
+        Raises
+        ------
+        KeyboardInterrupt
+            On Ctrl-C, at the end of the epoch that is running (the kernels
+            cannot stop mid-epoch): the model keeps the weights, optimizer state
+            and history of the last completed epoch (no best-weight restore), so
+            ``fit(..., optimizer=model.optimizer)`` resumes where it stopped.
         """
         # -- every check first: nothing changes before the input is known to be good
         X = self._check_X(X)
@@ -436,6 +469,13 @@ class MLP:
             raise ValueError("patience needs validation_data or validation_fraction")
         n_threads = resolve_n_jobs(n_jobs)
         strategy = check_strategy(strategy)
+        if on_divergence not in ("warn", "raise"):
+            raise ValueError(f"on_divergence must be 'warn' or 'raise', got {on_divergence!r}")
+        n_val_rows = (X_val.shape[0] if validation_data is not None
+                      else n_val if validation_fraction is not None else 0)
+        check_fits(self._fit_bytes(X, Y, optimizer, min(batch_size, X.shape[0]), n_threads,
+                                   strategy, n_val_rows, restore_best),
+                   f"fitting {self._layout.describe()} on {X.shape[0]:,} rows")
 
         # -- from here on the model changes
         if validation_fraction is not None:
@@ -458,10 +498,25 @@ class MLP:
             strategy = "serial"  # no hidden layer to split
         self.strategy_ = strategy
         run_epoch = self._epoch_runner(X, Y, optimizer, state, batch_size, strategy, n_threads)
-        self._train(run_epoch, X.shape[0], batch_size, state, history, epochs, shuffle,
-                    (X_val, Y_val) if has_val else None, patience, restore_best, callbacks,
-                    verbose, thread_counts(strategy, n_threads))
+        self._train(GuardedEpochs(run_epoch, self._params, state, batch_size), X.shape[0],
+                    history, epochs, shuffle, (X_val, Y_val) if has_val else None, patience,
+                    restore_best, callbacks, verbose, thread_counts(strategy, n_threads),
+                    on_divergence)
         return history
+
+    def _fit_bytes(self, X, Y, optimizer, batch_size, n_threads, strategy, n_val, restore_best):
+        """An upper estimate of the bytes ``fit`` allocates (the inputs already exist)."""
+        n_params, units = self.n_params, self._layout.total_units
+        n_state = optimizer.n_buffers
+        # parameter-sized: gradient, optimizer state, the guard's copies of both, the packed
+        # copies of the columns strategy or the shards' gradients, the best weights
+        vectors = 1 + 2 * n_state + 1 + max(1 + n_state, n_threads) + (1 if n_val else 0)
+        # batch-sized: gathered rows and three workspace blocks, one set per thread
+        rows = batch_size * (X.shape[1] + Y.shape[1] + 3 * units) * (1 + n_threads)
+        # the validation split's copies and its evaluation workspace
+        val = n_val * (X.shape[1] + Y.shape[1] + self.layer_sizes[-1]) * 2 \
+            + min(n_val, PREDICT_CHUNK) * 3 * units
+        return self.dtype.itemsize * (n_params * vectors + rows + val) + 8 * X.shape[0]
 
     def _epoch_runner(self, X, Y, optimizer, state, batch_size, strategy, n_threads,
                       l2_per_weight=0.0):
@@ -515,26 +570,28 @@ class MLP:
                                  acts, zs, deltas)
         return run
 
-    def _train(self, run_epoch, n, batch_size, state, history, epochs, shuffle, val,
-               patience, restore_best, callbacks, verbose, threads):
-        n_steps = -(-n // batch_size)
+    def _train(self, epochs_runner, n, history, epochs, shuffle, val, patience, restore_best,
+               callbacks, verbose, threads, on_divergence):
         best_loss, best_params, waited = np.inf, None, 0
         bar = tqdm(total=epochs, unit="epoch", leave=False,
                    disable=not (verbose == 1 and sys.stderr.isatty()))
+        interrupted = False
         try:
-            with thread_limit(*threads):
+            with thread_limit(*threads), deferred_interrupt() as interrupt:
                 for epoch in range(epochs):
                     start = time.perf_counter()
                     perm = self._rng.permutation(n) if shuffle else np.arange(n)
-                    loss = run_epoch(perm)
-                    if not np.isfinite(loss):
+                    loss, failed_step = epochs_runner.run(perm)
+                    if failed_step is not None:
                         history.stopped_early, history.stop_reason = True, "diverged"
-                        warnings.warn(
-                            f"training diverged in epoch {epoch}: the loss is not finite "
-                            "(try a smaller learning rate); stopped before the failing "
-                            "step's update", RuntimeWarning, stacklevel=3)
+                        message = (f"training diverged at step {failed_step + 1} of epoch "
+                                   f"{epoch + 1}: the loss, weights or optimizer state became "
+                                   "NaN or infinite (try a smaller learning rate); the model "
+                                   "keeps the parameters from before that step")
+                        if on_divergence == "raise":
+                            raise DivergenceError(message)
+                        warnings.warn(message, RuntimeWarning, stacklevel=3)
                         break
-                    state.step += n_steps
                     logs = {"loss": float(loss)}
                     history.loss.append(float(loss))
                     if val is not None:
@@ -558,12 +615,16 @@ class MLP:
                     if any(cb(epoch, logs, self) is True for cb in callbacks):
                         history.stopped_early, history.stop_reason = True, "callback"
                         break
+                    if interrupt.pending:  # a safe point: everything above is consistent
+                        raise KeyboardInterrupt
         except KeyboardInterrupt:
+            interrupted = True
             history.stopped_early, history.stop_reason = True, "interrupted"
             raise
         finally:
             bar.close()
-            if best_params is not None and history.best_epoch != history.n_epochs - 1:
+            if (not interrupted and best_params is not None
+                    and history.best_epoch != history.n_epochs - 1):
                 self._params[...] = best_params
 
     @staticmethod

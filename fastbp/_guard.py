@@ -1,0 +1,106 @@
+"""Stopping a fit at a consistent point: divergence and Ctrl-C.
+
+``GuardedEpochs`` runs an epoch kernel and checks its outcome. The kernels stop
+an epoch before the update of a step whose loss is not finite, but an update
+can itself overflow (a finite loss with a huge gradient or learning rate
+makes weights or Adam's moments infinite). So after every epoch the
+parameters and optimizer state are checked (one pass over each, negligible
+next to an epoch); on any failure the epoch is replayed step by step from a
+copy taken at its start (the kernels are deterministic) and the model is left
+with the parameters and state from just before the first bad step.
+
+``deferred_interrupt`` holds back Ctrl-C while a fit runs in the main thread:
+Numba kernels cannot be interrupted mid-call anyway, and an interrupt landing
+between a kernel's return and the bookkeeping after it would leave the step
+count or history out of step with the weights. The fit checks ``pending`` after
+each epoch and raises ``KeyboardInterrupt`` there.
+"""
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+
+from .kernels.checks import all_finite
+
+
+class GuardedEpochs:
+    """Run epochs through ``run_epoch(perm) -> loss``, never leaving non-finite state.
+
+    ``params`` and ``state`` (an optimizer state with ``buffers`` and ``step``)
+    are the arrays the kernel updates in place.
+    """
+
+    def __init__(self, run_epoch, params, state, batch_size):
+        self.run_epoch, self.params, self.state = run_epoch, params, state
+        self.batch_size = batch_size
+        self._params_copy = np.empty_like(params)
+        self._state_copy = np.empty_like(state.buffers)
+
+    def _healthy(self, loss):
+        if not np.isfinite(loss):
+            return False
+        return all_finite(self.params) and all_finite(self.state.buffers.reshape(-1))
+
+    def _save(self):
+        self._params_copy[...] = self.params
+        self._state_copy[...] = self.state.buffers
+
+    def _restore(self):
+        self.params[...] = self._params_copy
+        self.state.buffers[...] = self._state_copy
+
+    def run(self, perm):
+        """One epoch over ``perm``: ``(loss, None)``, or ``(None, failed step index)``.
+
+        On failure the parameters, optimizer state and ``state.step`` are those
+        from before the failing step of this epoch.
+        """
+        n_steps = -(-perm.shape[0] // self.batch_size)
+        step0 = self.state.step
+        self._save()
+        loss = self.run_epoch(perm)
+        if self._healthy(loss):
+            self.state.step = step0 + n_steps
+            return loss, None
+        self._restore()
+        for s in range(n_steps):
+            self.state.step = step0 + s
+            self._save()
+            loss = self.run_epoch(perm[s * self.batch_size:(s + 1) * self.batch_size])
+            if not self._healthy(loss):
+                self._restore()
+                return None, s
+        # not reproduced step by step (cannot happen with deterministic kernels): keep the
+        # finite end state of the replay
+        self.state.step = step0 + n_steps  # pragma: no cover
+        return loss, None  # pragma: no cover
+
+
+class _Interrupt:
+    pending = False
+
+
+@contextmanager
+def deferred_interrupt():
+    """Hold Ctrl-C (SIGINT) until the caller checks ``.pending`` at a safe point.
+
+    Only in the main thread, and only while Python's default handler is
+    installed (a notebook's or the user's own handler is left alone).
+    """
+    flag = _Interrupt()
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield flag
+        return
+
+    def hold(signum, frame):
+        if not flag.pending:
+            print("\nfastbp: interrupted; stopping after the current epoch", file=sys.stderr)
+        flag.pending = True
+    signal.signal(signal.SIGINT, hold)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -1,0 +1,308 @@
+"""Divergence, interruption, memory refusal, concurrency and determinism."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+import fastbp
+from fastbp import memory
+from fastbp.optim import SGD, Adam
+
+STRATEGIES = ["serial", "blas", "sharded", "columns"]
+
+
+def regression_data(n=256, d=12, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)), rng.standard_normal(n) * 100
+
+
+def blas_threads():
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+# ------------------------------------------------------------------------------- divergence
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_divergence_keeps_the_parameters_from_before_the_failing_step(strategy, dtype):
+    # float32 with lr 1e6: the loss of a step is still finite but its update overflows the
+    # weights, so the loss check alone would leave infinite weights behind
+    X, y = regression_data()
+    lr = 1e6 if dtype == "float32" else 1e150
+    model = fastbp.MLP([12, 32, 32, 1], output="identity", dtype=dtype, seed=0)
+    with pytest.warns(RuntimeWarning, match=r"diverged at step (\d+) of epoch 1") as record:
+        history = model.fit(X, y, optimizer=SGD(lr, momentum=0.9), epochs=3, batch_size=32,
+                            shuffle=False, verbose=0, n_jobs=2, strategy=strategy)
+    assert history.stop_reason == "diverged" and history.n_epochs == 0
+    assert np.isfinite(model.params).all()
+    assert np.isfinite(model._opt_state.buffers).all()
+    failed = int(str(record[0].message).split("at step ")[1].split()[0]) - 1
+    assert model._opt_state.step == failed
+    # the same steps without the failing one, run on their own, give the same parameters
+    again = fastbp.MLP([12, 32, 32, 1], output="identity", dtype=dtype, seed=0)
+    if failed:
+        again.fit(X[:failed * 32], y[:failed * 32], optimizer=SGD(lr, momentum=0.9),
+                  epochs=1, batch_size=32, shuffle=False, verbose=0, n_jobs=2,
+                  strategy=strategy)
+    np.testing.assert_array_equal(model.params, again.params)
+
+
+def test_adam_moments_that_overflow_count_as_divergence():
+    # g² overflows float32 in Adam's second moment while the weights stay finite:
+    # the update is then 0 forever, a silent stall, unless the state is checked too
+    X, y = regression_data()
+    model = fastbp.MLP([12, 16, 1], output="identity", seed=0)
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        model.fit(X * 1e18, y * 1e18, optimizer=Adam(0.01), epochs=2, verbose=0)
+    assert np.isfinite(model.params).all() and np.isfinite(model._opt_state.buffers).all()
+
+
+def test_on_divergence_raise_gives_a_clear_error_and_finite_weights():
+    X, y = regression_data()
+    model = fastbp.MLP([12, 16, 1], output="identity", seed=0)
+    with pytest.raises(fastbp.DivergenceError, match="smaller learning rate"):
+        model.fit(X, y, optimizer=SGD(1e6), epochs=3, verbose=0, on_divergence="raise")
+    assert np.isfinite(model.params).all() and model.history_.stop_reason == "diverged"
+    with pytest.raises(ValueError, match="on_divergence must be"):
+        model.fit(X, y, on_divergence="ignore")
+
+
+def test_estimator_divergence_raises_scikit_learns_error_with_finite_weights():
+    X, y = regression_data()
+    est = fastbp.MLPRegressor(hidden_layer_sizes=(16,), solver="sgd", learning_rate_init=1e6,
+                              max_iter=5, random_state=0)
+    with pytest.raises(ValueError, match="Solver produced non-finite parameter weights"):
+        est.fit(X.astype(np.float32), y.astype(np.float32))
+    assert all(np.isfinite(c).all() for c in est.coefs_ + est.intercepts_)
+
+
+# ------------------------------------------------------------------------------- Ctrl-C
+def interrupt_after(epoch_to_stop):
+    """A callback that sends this process SIGINT at the end of the given epoch."""
+    def callback(epoch, logs, model):
+        if epoch == epoch_to_stop:
+            os.kill(os.getpid(), signal.SIGINT)
+    return callback
+
+
+@pytest.mark.parametrize("strategy", ["serial", "columns"])
+def test_ctrl_c_stops_at_a_completed_epoch_and_fit_resumes_exactly(strategy):
+    X, y = np.random.default_rng(1).standard_normal((300, 8)), np.arange(300) % 3
+    kwargs = dict(batch_size=32, verbose=0, n_jobs=2, strategy=strategy)
+    whole = fastbp.MLP([8, 40, 3], seed=5)
+    whole.fit(X, y, optimizer=Adam(0.01), epochs=6, **kwargs)
+
+    model = fastbp.MLP([8, 40, 3], seed=5)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X, y, optimizer=Adam(0.01), epochs=6, callbacks=[interrupt_after(2)],
+                  **kwargs)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert model.history_.stop_reason == "interrupted" and model.history_.n_epochs == 3
+    assert model._opt_state.step == 3 * -(-300 // 32)
+    model.fit(X, y, optimizer=model.optimizer, epochs=3, **kwargs)
+    np.testing.assert_array_equal(model.params, whole.params)
+
+
+def test_ctrl_c_keeps_the_last_epoch_not_the_best_one():
+    # restoring the best epoch would pair its weights with the last epoch's optimizer state
+    X, y = np.random.default_rng(1).standard_normal((300, 8)), np.arange(300) % 3
+    model = fastbp.MLP([8, 40, 3], seed=5)
+    last = {}
+
+    def remember(epoch, logs, m):
+        last["params"] = m.params.copy()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X, y, optimizer=SGD(0.5), epochs=20, validation_fraction=0.2, verbose=0,
+                  callbacks=[remember, interrupt_after(5)])
+    assert len(model.history_.val_loss) == 6
+    np.testing.assert_array_equal(model.params, last["params"])
+
+
+def test_ctrl_c_during_a_kernel_call_leaves_weights_step_count_and_history_in_agreement():
+    # the signal lands at a random moment inside a long epoch kernel; whatever the
+    # moment, the model must equal a run of exactly the epochs its history records
+    X = np.random.default_rng(2).standard_normal((20000, 32))
+    y = np.arange(20000) % 4
+    model = fastbp.MLP([32, 256, 256, 4], seed=7)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(X, y, optimizer=SGD(0.01, momentum=0.9), epochs=10_000, batch_size=64,
+                      verbose=0, strategy="serial")
+    finally:
+        timer.cancel()
+    done = model.history_.n_epochs
+    assert done >= 1 and model.history_.stop_reason == "interrupted"
+    assert model._opt_state.step == done * -(-20000 // 64)
+    reference = fastbp.MLP([32, 256, 256, 4], seed=7)
+    reference.fit(X, y, optimizer=SGD(0.01, momentum=0.9), epochs=done, batch_size=64,
+                  verbose=0, strategy="serial")
+    np.testing.assert_array_equal(model.params, reference.params)
+
+
+def test_estimator_ctrl_c_returns_like_scikit_learn_with_consistent_counters():
+    X, y = np.random.default_rng(3).standard_normal((200, 5)), np.arange(200) % 2
+
+    class Stop(fastbp.MLPClassifier):
+        def _update_no_improvement_count(self, *args):
+            super()._update_no_improvement_count(*args)
+            if self.n_iter_ == 4:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    est = Stop(hidden_layer_sizes=(10,), max_iter=50, random_state=0)
+    with pytest.warns(UserWarning, match="interrupted by user"):
+        est.fit(X, y)
+    assert est.n_iter_ == 4 and len(est.loss_curve_) == 4
+    assert est.t_ == 4 * 200 and est._optimizer.state.step == 4 * 1
+    reference = fastbp.MLPClassifier(hidden_layer_sizes=(10,), max_iter=4, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference.fit(X, y)
+    for a, b in zip(est.coefs_, reference.coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------------------- memory
+def test_oversized_work_is_refused_up_front_with_the_estimate(monkeypatch):
+    monkeypatch.setattr(memory, "available_bytes", lambda: 50 * 2 ** 20)
+    with pytest.raises(MemoryError, match=r"25,055,010 parameters of 5000-5000\[relu\]-10\[softmax\]: about 95.6 MiB"):
+        fastbp.MLP([5000, 5000, 10])
+    with pytest.raises(MemoryError, match="fitting 50-2000-2000-10 on 500 rows: about"):
+        fastbp.MLPClassifier(hidden_layer_sizes=(2000, 2000), solver="lbfgs").fit(
+            np.zeros((500, 50)), np.arange(500) % 10)
+    model = fastbp.MLP([50, 100, 10], seed=0)
+    before = model.params.copy()
+    X = np.zeros((100, 50))
+    monkeypatch.setattr(memory, "available_bytes", lambda: 100_000)
+    with pytest.raises(MemoryError, match=r"fitting 50-100\[relu\]-10\[softmax\] on 100 rows"
+                                          r": about .* KiB"):
+        model.fit(X, np.arange(100) % 10, epochs=1, verbose=0)
+    assert np.array_equal(model.params, before) and model.history_ is None
+    assert model.optimizer is None
+    with pytest.raises(MemoryError, match="predicting 1,000 rows"):
+        model.predict(np.zeros((1000, 50)))
+
+
+def test_available_memory_is_known_on_this_machine():
+    available = memory.available_bytes()
+    assert available is not None and 0 < available < 2 ** 50
+    assert memory.format_bytes(3 * 2 ** 30) == "3.0 GiB"
+
+
+# ------------------------------------------------------------------------------- threads
+def test_predict_from_many_threads_on_one_model_is_correct():
+    rng = np.random.default_rng(4)
+    model = fastbp.MLP([20, 64, 64, 5], seed=1)
+    inputs = [rng.standard_normal((n, 20)) for n in (3, 700, 5000, 1, 2048) * 4]
+    expected = [model.predict_proba(x) for x in inputs]
+    results = [None] * len(inputs)
+
+    def work(i):
+        for _ in range(5):
+            results[i] = model.predict_proba(inputs[i])
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, want in zip(results, expected):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_fits_in_two_threads_match_the_same_fits_run_one_after_the_other():
+    before = blas_threads()
+    rng = np.random.default_rng(5)
+    data = [(rng.standard_normal((2000, 30)), rng.integers(0, 3, 2000)) for _ in range(2)]
+
+    def fit(i, out):
+        model = fastbp.MLP([30, 128, 128, 3], seed=i)
+        model.fit(*data[i], epochs=3, batch_size=64, verbose=0, n_jobs=2,
+                  strategy=["columns", "sharded"][i])
+        out[i] = model.params.copy()
+    alone, together = {}, {}
+    for i in range(2):
+        fit(i, alone)
+    threads = [threading.Thread(target=fit, args=(i, together)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(2):
+        np.testing.assert_array_equal(together[i], alone[i])
+    assert blas_threads() == before  # the process-wide BLAS setting comes back
+
+
+def test_blas_limit_is_the_smallest_of_the_running_calls_and_then_restored():
+    # calls from two threads end in any order, not last-in first-out
+    from fastbp._threads import thread_limit
+    before = blas_threads()
+    first, second = thread_limit(1, 2), thread_limit(2, 1)
+    first.__enter__()
+    second.__enter__()
+    assert set(blas_threads()) == {1}
+    first.__exit__(None, None, None)
+    assert set(blas_threads()) == {1}  # the call still running asked for 1
+    second.__exit__(None, None, None)
+    assert blas_threads() == before
+
+
+@pytest.mark.parametrize("backend", ["threading", "loky"])
+def test_grid_search_in_parallel_threads_and_processes(backend):
+    from joblib import parallel_backend
+    from sklearn.model_selection import GridSearchCV
+    X, y = np.random.default_rng(6).standard_normal((300, 6)), np.arange(300) % 3
+    grid = {"hidden_layer_sizes": [(8,), (16,)], "alpha": [1e-4, 1e-2]}
+
+    def search(n_jobs):
+        with warnings.catch_warnings(), parallel_backend(backend):
+            warnings.simplefilter("ignore")
+            return GridSearchCV(fastbp.MLPClassifier(max_iter=20, random_state=0), grid,
+                                cv=2, n_jobs=n_jobs).fit(X, y)
+    parallel, serial = search(2), search(1)
+    np.testing.assert_allclose(parallel.cv_results_["mean_test_score"],
+                               serial.cv_results_["mean_test_score"])
+
+
+def test_workqueue_threading_layer_runs_concurrent_calls_in_turn():
+    # Numba's workqueue layer aborts the process on concurrent parallel launches;
+    # fastbp serialises its parallel calls under it
+    code = """
+import threading, numpy as np, numba, fastbp
+model = fastbp.MLP([20, 64, 3], seed=0)
+X = np.random.default_rng(0).standard_normal((4000, 20))
+want = model.predict_proba(X)
+out = []
+def work():
+    m = fastbp.MLP([20, 64, 64, 3], seed=1)
+    m.fit(X, np.arange(4000) % 3, epochs=2, batch_size=256, verbose=0, n_jobs=2,
+          strategy="sharded")
+    out.append(bool(np.array_equal(model.predict_proba(X), want)))
+threads = [threading.Thread(target=work) for _ in range(3)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(numba.threading_layer(), out)
+"""
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue", NUMBA_NUM_THREADS="2")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["workqueue", "[True,", "True,", "True]"]
+
+
+# ------------------------------------------------------------------------------- determinism
+@pytest.mark.parametrize("strategy", ["sharded", "columns"])
+def test_thread_count_changes_results_only_within_float_tolerance(strategy):
+    X, y = np.random.default_rng(8).standard_normal((600, 16)), np.arange(600) % 4
+    params = {}
+    for n_jobs in (1, 2):
+        model = fastbp.MLP([16, 48, 48, 4], dtype="float64", seed=3)
+        model.fit(X, y, optimizer=SGD(0.05, momentum=0.9), epochs=3, batch_size=50,
+                  verbose=0, n_jobs=n_jobs, strategy=strategy)
+        params[n_jobs] = model.params
+    np.testing.assert_allclose(params[2], params[1], rtol=1e-9, atol=1e-12)

@@ -6,8 +6,40 @@ import numpy as np
 from .kernels.checks import all_finite
 
 
+def magnitude_limit(dtype):
+    """The largest magnitude ``dtype`` can square: about 1.8e19 for float32, 1.3e154 for float64.
+
+    Training squares values of the inputs' scale (the squared error, Adam's
+    second moment), so beyond this a fit can only overflow; in float32 that is
+    well within reach of real data given in the wrong units.
+    """
+    return float(np.sqrt(np.finfo(dtype).max))
+
+
+def too_large(name, peak, dtype):
+    limit = magnitude_limit(dtype)
+    return (f"{name} holds values up to {peak:.3g} in magnitude, too large for "
+            f"{np.dtype(dtype).name} (squares overflow beyond {limit:.2g}): scale them down "
+            "or use dtype='float64'")
+
+
+def value_problem(arr, name):
+    """Why the float array ``arr`` cannot be computed with (NaN, infinity, values too large
+    for its dtype), or None."""
+    flat = arr.reshape(-1)
+    if flat.size == 0:
+        return None
+    if not all_finite(flat):
+        return f"{name} contains NaN or infinity"
+    peak = max(float(flat.max()), -float(flat.min()))
+    if peak > magnitude_limit(arr.dtype):
+        return too_large(name, peak, arr.dtype)
+    return None
+
+
 def check_array(X, name, dtype, ndim=2):
-    """``X`` as a C-contiguous, finite array of ``dtype`` (a copy only when needed)."""
+    """``X`` as a C-contiguous array of ``dtype`` (a copy only when needed), finite and
+    within ``magnitude_limit(dtype)``."""
     if hasattr(X, "toarray") and not isinstance(X, np.ndarray):
         raise ValueError(f"{name} is a sparse matrix; pass a dense array (X.toarray())")
     try:
@@ -19,12 +51,20 @@ def check_array(X, name, dtype, ndim=2):
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
     if arr.shape[0] == 0:
-        raise ValueError(f"{name} has no samples (shape {arr.shape})")
+        raise ValueError(f"{name} has no samples (shape {arr.shape})" if ndim == 2
+                         else f"{name} is empty")
     if arr.ndim == 2 and arr.shape[1] == 0:
         raise ValueError(f"{name} has no features (shape {arr.shape})")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not all_finite(arr.reshape(-1)):
-        raise ValueError(f"{name} contains NaN or infinity")
+    source = arr
+    with np.errstate(over="ignore"):  # reported below, by name
+        arr = np.ascontiguousarray(source, dtype=dtype)
+    problem = value_problem(arr, name)
+    if (problem is not None and source.dtype.kind == "f"
+            and source.dtype.itemsize > arr.dtype.itemsize and np.isfinite(source).all()):
+        # finite values beyond the dtype's range became infinite in the cast: say so
+        problem = too_large(name, float(np.abs(source).max()), arr.dtype)
+    if problem is not None:
+        raise ValueError(problem)
     return arr
 
 

@@ -51,7 +51,7 @@ def natural_loss(output):
 
 def check_loss(output, loss):
     """Raise ``ValueError`` unless ``loss`` is a known loss that fits ``output``."""
-    if loss not in LOSSES:
+    if not isinstance(loss, str) or loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)}")
     if loss == "cross_entropy" and output != "softmax":
         raise ValueError(f"loss 'cross_entropy' needs output='softmax', got output={output!r}")
@@ -89,12 +89,14 @@ def check_layer_sizes(layer_sizes):
 
 def check_hidden_activations(activation, n_hidden):
     """One activation name per hidden layer, from a name or a list of names."""
+    if not isinstance(activation, str) and not isinstance(activation, (list, tuple)):
+        raise ValueError(f"activation must be a name or a list of names, got {activation!r}")
     names = [activation] * n_hidden if isinstance(activation, str) else list(activation)
     if len(names) != n_hidden:
         raise ValueError(
             f"activation lists {len(names)} names for {n_hidden} hidden layer(s)")
     for name in names:
-        if name not in HIDDEN_ACTIVATIONS:
+        if not isinstance(name, str) or name not in HIDDEN_ACTIVATIONS:
             hint = " (softmax is an output only)" if name == "softmax" else ""
             raise ValueError(
                 f"unknown hidden activation {name!r}{hint}; "

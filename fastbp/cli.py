@@ -2,9 +2,9 @@
 
 ``fastbp`` (or ``python -m fastbp``) with no arguments runs the main job:
 train on scikit-learn's digits and print accuracy and time.
-User mistakes (missing file, unknown column, non-numeric features, shapes that
-do not match the model) print one line, ``fastbp: error: ...``, and exit with
-status 2; they never show a traceback.
+User mistakes (missing file, unknown column, non-numeric features, NaN, shapes
+that do not match the model or each other, a bad option) print one line,
+``fastbp: error: ...``, and exit with status 2; they never show a traceback.
 """
 import argparse
 import csv
@@ -22,6 +22,13 @@ MIN_STEPS_PER_EPOCH = 16
 
 class CLIError(Exception):
     """A user mistake, reported as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line like every other user mistake."""
+
+    def error(self, message):
+        self.exit(2, f"fastbp: error: {message} (see {self.prog} --help)\n")
 
 
 # ---------------------------------------------------------------- data
@@ -64,6 +71,8 @@ def _read_csv(path, target):
         raise CLIError(f"{path}: no column {target!r}; the columns are {', '.join(header)}")
     t = header.index(target)
     features = [h for i, h in enumerate(header) if i != t]
+    if not features:
+        raise CLIError(f"{path}: no feature columns besides the target {target!r}")
     return (_columns_as_floats(path, header, rows, features), np.array([r[t] for r in rows]),
             features)
 
@@ -110,6 +119,13 @@ def load_data(source, target=None, synthetic=None, seed=0, need_target=True):
             raise CLIError(f"{source}: X must be 2-d, got shape {X.shape}")
         if X.dtype.kind not in "biuf":
             raise CLIError(f"{source}: X must be numeric, got dtype {X.dtype}")
+        if 0 in X.shape:
+            raise CLIError(f"{source}: X has no {'rows' if X.shape[0] == 0 else 'columns'} "
+                           f"(shape {X.shape})")
+        if y is not None and y.ndim != 1:
+            raise CLIError(f"{source}: y must be 1-d (one target per row), got shape {y.shape}")
+        if y is not None and len(y) != len(X):
+            raise CLIError(f"{source}: X has {len(X)} rows but y has {len(y)}")
         return X.astype(float), y, None
     if path.suffix == ".csv":
         return _read_csv(path, target)
@@ -150,13 +166,17 @@ def cmd_train(args):
     task = _task(y, args.task)
     if not np.all(np.isfinite(X)):
         raise CLIError(f"{args.data}: the features contain NaN or infinity")
+    numbers = _as_numbers(y)
+    if numbers is not None and not np.all(np.isfinite(numbers)):
+        raise CLIError(f"{args.data}: the target contains NaN or infinity")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise CLIError(f"--batch-size must be a positive integer, got {args.batch_size}")
     if task == "classification":
         classes, labels = np.unique(y, return_inverse=True)
         if len(classes) < 2:
             raise CLIError(f"{args.data}: the target has a single class ({classes[0]!r})")
         out, targets, stratify = len(classes), labels, labels
     else:
-        numbers = _as_numbers(y)
         if numbers is None:
             raise CLIError(f"{args.data}: the target is not numeric; use --task classification")
         classes, out, targets, stratify = None, 1, numbers, None
@@ -175,7 +195,8 @@ def cmd_train(args):
     else:
         y_fit = y_train
     n_fit = len(X_train) - int(len(X_train) * (args.val_fraction or 0))
-    batch_size = args.batch_size or min(64, max(1, n_fit // MIN_STEPS_PER_EPOCH))
+    batch_size = (args.batch_size if args.batch_size is not None
+                  else min(64, max(1, n_fit // MIN_STEPS_PER_EPOCH)))
     model = fastbp.MLP([X.shape[1], *hidden, out], activation=args.activation,
                        output="softmax" if task == "classification" else "identity",
                        seed=args.seed, dtype=args.dtype)
@@ -311,8 +332,8 @@ def cmd_bench(args):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="fastbp", description="Train and use MLPs on the CPU. "
-                                "With no arguments: train on digits and report.")
+    p = _Parser(prog="fastbp", description="Train and use MLPs on the CPU. "
+                "With no arguments: train on digits and report.")
     sub = p.add_subparsers(dest="command")
     t = sub.add_parser("train", help="train a model on a CSV, an .npz or an embedded data set")
     t.add_argument("data", help="a .csv (with a header), an .npz with X and y, or one of "

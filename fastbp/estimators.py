@@ -138,6 +138,54 @@ class _FastbpMLP:
         self._attach(net)
         return net
 
+    # ---------------------------------------------------------------- all-or-nothing fits
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        """scikit-learn's ``_fit``, undone entirely if it raises.
+
+        scikit-learn replaces fitted attributes (the label binarizer, counters,
+        the weights of a refit) before some of its checks, and a fit can stop
+        on divergence part-way; an estimator that raised is left as it was.
+        """
+        reuses_weights = hasattr(self, "coefs_") and (incremental or self.warm_start)
+        if reuses_weights and not self._is_classifier():
+            y_arr = np.asarray(y)
+            n_out = 1 if y_arr.ndim == 1 else y_arr.shape[1] if y_arr.ndim == 2 else None
+            if n_out != self.n_outputs_:
+                raise ValueError(f"y has shape {y_arr.shape}, but the fitted model has "
+                                 f"{self.n_outputs_} output(s)")
+        snapshot = self._snapshot()
+        try:
+            return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
+        except Exception:
+            self._restore(snapshot)
+            raise
+
+    def _snapshot(self):
+        """The attributes, plus copies of what a fit changes in place."""
+        attributes = {k: list(v) if isinstance(v, list) else v for k, v in vars(self).items()}
+        if isinstance(attributes.get("_random_state"), np.random.RandomState):
+            generator = np.random.RandomState()
+            generator.set_state(attributes["_random_state"].get_state())
+            attributes["_random_state"] = generator
+        net, schedule = attributes.get("_net"), attributes.get("_optimizer")
+        in_place = [] if net is None else [(net.params, net.params.copy())]
+        if schedule is not None:
+            in_place.append((schedule.state.buffers, schedule.state.buffers.copy()))
+            counters = (schedule, schedule.state.step, schedule.optimizer.lr)
+        else:
+            counters = None
+        return attributes, in_place, counters
+
+    def _restore(self, snapshot):
+        attributes, in_place, counters = snapshot
+        vars(self).clear()
+        vars(self).update(attributes)
+        for array, saved in in_place:
+            array[...] = saved
+        if counters is not None:
+            schedule, step, lr = counters
+            schedule.state.step, schedule.optimizer.lr = step, lr
+
     def _initialize(self, y, layer_units, dtype):
         """scikit-learn's first allocation of a fit: refuse it first if it would not fit."""
         n_params = sum((a + 1) * b for a, b in zip(layer_units[:-1], layer_units[1:]))

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from . import optim
+from ._validation import value_problem
 from .history import History
 
 FORMAT = "fastbp-model"
@@ -51,6 +52,8 @@ class ModelFileError(ValueError):
 
 # optional entries of a model trained by the command line: labels, input and target scaling
 _CLI_ENTRIES = ("classes", "input_mean", "input_scale", "target_mean", "target_scale")
+# parameter entries: finite and within what their dtype can square, as the params setter asks
+_PARAMETER_ENTRIES = ("params", "best_params")
 
 
 def _digest(arrays):
@@ -169,7 +172,13 @@ def read(path):
             meta_bytes = archive["meta"]
     except ModelFileError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+    except ValueError as exc:
+        if str(exc).startswith("Object arrays cannot be loaded"):  # a member of the archive
+            raise ModelFileError(f"{path}: holds pickled Python objects, which fastbp never "
+                                 "loads (a model file has numeric and text arrays only)") from None
+        raise ModelFileError(f"{path}: not a readable fastbp model file "
+                             f"(truncated or corrupted: {exc})") from None
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
         raise ModelFileError(f"{path}: not a readable fastbp model file "
                              f"(truncated or corrupted: {exc})") from None
     try:
@@ -184,6 +193,12 @@ def read(path):
     if meta.get("sha256") != _digest(arrays):
         raise ModelFileError(f"{path}: the checksum does not match: the file was altered "
                              "or damaged")
+    for name, a in sorted(arrays.items()):
+        # a model saved with NaN weights would load and then predict NaN without a word
+        if a.dtype.kind == "f":
+            problem = value_problem(a, name)
+            if problem is not None and (name in _PARAMETER_ENTRIES or "NaN" in problem):
+                raise ModelFileError(f"{path}: {problem}")
     return meta, arrays
 
 
@@ -200,7 +215,7 @@ def load_mlp(meta, arrays, path):
         raise ModelFileError(f"{path}: the architecture cannot be rebuilt ({exc})") from None
     params, state = arrays["params"], arrays["optimizer_state"]
     if params.shape != (model.n_params,) or params.dtype != model.dtype:
-        raise ModelFileError(f"{path}: {params.shape[0]} {params.dtype} parameters do not fit "
+        raise ModelFileError(f"{path}: {params.shape} {params.dtype} parameters do not fit "
                              f"the architecture ({model.n_params} {model.dtype})")
     model._params[...] = params
     spec = meta.get("optimizer")
@@ -382,8 +397,15 @@ def load(path):
         The file is missing, truncated, corrupted, altered, or not a fastbp model.
     """
     meta, arrays = read(path)
-    if meta.get("kind") == "MLP":
-        return load_mlp(meta, arrays, path)
-    if meta.get("kind") in ("MLPClassifier", "MLPRegressor"):
-        return load_estimator(meta, arrays, path)
-    raise ModelFileError(f"{path}: unknown model kind {meta.get('kind')!r}")
+    loaders = {"MLP": load_mlp, "MLPClassifier": load_estimator, "MLPRegressor": load_estimator}
+    if meta.get("kind") not in loaders:
+        raise ModelFileError(f"{path}: unknown model kind {meta.get('kind')!r}")
+    try:
+        return loaders[meta["kind"]](meta, arrays, path)
+    except ModelFileError:
+        raise
+    except KeyError as exc:  # the checksum covers the arrays, not the JSON metadata
+        raise ModelFileError(f"{path}: the metadata lacks the entry {exc}") from None
+    except (TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise ModelFileError(f"{path}: the metadata is malformed ({type(exc).__name__}: "
+                             f"{exc})") from None

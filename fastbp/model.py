@@ -2,7 +2,7 @@
 import sys
 import time
 import warnings
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -11,13 +11,15 @@ from . import architecture as arch
 from ._optional import require
 from ._threads import resolve_n_jobs, thread_limit
 from .strategy import check_strategy, choose_strategy, thread_counts, unit_bounds
-from ._validation import check_array, check_fraction, check_int
+from ._validation import (check_array, check_fraction, check_int, magnitude_limit,
+                          too_large)
 from ._guard import GuardedEpochs, deferred_interrupt
 from .history import History
 from .memory import check_fits
 from .kernels import sharded as KS
 from .kernels import columns as KC
 from .kernels import train as K
+from .kernels.checks import all_finite
 from .optim import Adam, Optimizer
 
 # Rows forwarded at once by predict/evaluate: bounds their workspace memory.
@@ -98,7 +100,7 @@ class MLP:
                  dtype="float32", seed=None, gamma=None):
         sizes = arch.check_layer_sizes(layer_sizes)
         hidden = arch.check_hidden_activations(activation, len(sizes) - 2)
-        if output not in arch.OUTPUT_ACTIVATIONS:
+        if not isinstance(output, str) or output not in arch.OUTPUT_ACTIVATIONS:
             raise ValueError(f"unknown output {output!r}; choose one of "
                              f"{sorted(arch.OUTPUT_ACTIVATIONS)}")
         loss = arch.natural_loss(output) if loss is None else loss
@@ -290,6 +292,9 @@ class MLP:
             raise ValueError(f"{name} must hold values in [0, 1] for {self.loss}")
         if self.loss == "cross_entropy" and not np.allclose(y.sum(axis=1), 1, atol=1e-3):
             raise ValueError(f"{name} rows must sum to 1 (one-hot or class probabilities)")
+        peak = float(np.abs(y).max())
+        if peak > magnitude_limit(self.dtype):  # the squared error or Adam would overflow
+            raise ValueError(too_large(name, peak, self.dtype))
         return np.ascontiguousarray(y, dtype=self.dtype)
 
     # ------------------------------------------------------------------ inference
@@ -307,9 +312,13 @@ class MLP:
             with thread_limit(n_threads, 1):  # BLAS single-threaded inside the prange
                 KS.predict_rows_parallel(X, self._params, self._layout.layers, self._gammas,
                                          acts, zs, out)
-            return out
-        acts, zs, _ = self._layout.workspace(min(n, PREDICT_CHUNK), self.dtype)
-        K.predict_rows(X, self._params, self._layout.layers, self._gammas, acts, zs, out)
+        else:
+            acts, zs, _ = self._layout.workspace(min(n, PREDICT_CHUNK), self.dtype)
+            K.predict_rows(X, self._params, self._layout.layers, self._gammas, acts, zs, out)
+        if not all_finite(out.reshape(-1)):
+            bad = int((~np.isfinite(out)).any(axis=1).sum())
+            raise ValueError(f"the forward pass overflowed for {bad} of {n} rows (outputs NaN "
+                             "or infinite): the inputs or the weights are too large")
         return out
 
     def predict_proba(self, X):
@@ -352,7 +361,11 @@ class MLP:
         labels are (subset accuracy, as scikit-learn).
         """
         X = self._check_X(X)
-        return self._evaluate(X, self._check_targets(y, X.shape[0]))
+        scores = self._evaluate(X, self._check_targets(y, X.shape[0]))
+        if not np.isfinite(scores["loss"]):
+            raise ValueError("the loss is not finite: the forward pass overflowed (the inputs "
+                             "or the weights are too large)")
+        return scores
 
     def loss_and_grad(self, X, y, l2=0.0):
         """Mean loss (+ ``l2/2 ‖W‖²``) of ``(X, y)`` and its gradient as a new flat array.
@@ -362,7 +375,8 @@ class MLP:
         """
         X = self._check_X(X)
         Y = self._check_targets(y, X.shape[0])
-        if isinstance(l2, bool) or not np.isscalar(l2) or not np.isfinite(l2) or l2 < 0:
+        if (isinstance(l2, bool) or not isinstance(l2, Real) or not np.isfinite(l2)
+                or l2 < 0):
             raise ValueError(f"l2 must be a finite number >= 0, got {l2!r}")
         grads = np.empty_like(self._params)
         acts, zs, deltas = self._layout.workspace(X.shape[0], self.dtype)
@@ -433,6 +447,10 @@ class MLP:
             cannot stop mid-epoch): the model keeps the weights, optimizer state
             and history of the last completed epoch (no best-weight restore), so
             ``fit(..., optimizer=model.optimizer)`` resumes where it stopped.
+        MemoryError
+            Before anything changes, when the buffers the fit allocates
+            (estimated from the sizes, the batch, the strategy and the threads)
+            would not fit in the memory available (``fastbp.memory``).
         """
         # -- every check first: nothing changes before the input is known to be good
         X = self._check_X(X)
@@ -447,6 +465,8 @@ class MLP:
         for flag, name in ((shuffle, "shuffle"), (restore_best, "restore_best")):
             if not isinstance(flag, (bool, np.bool_)):
                 raise ValueError(f"{name} must be a bool, got {flag!r}")
+        if callbacks is None or isinstance(callbacks, str) or not hasattr(callbacks, "__iter__"):
+            raise ValueError(f"callbacks must be a sequence of callables, got {callbacks!r}")
         callbacks = list(callbacks)
         for cb in callbacks:
             if not callable(cb):

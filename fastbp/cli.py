@@ -213,10 +213,21 @@ def cmd_train(args):
     print(f"{model}\n{task}: {len(X_train)} training / {len(X_test)} test samples"
           + (f", {out} classes" if classes is not None else ""), flush=True)
     start = time.perf_counter()
-    history = model.fit((X_train - mean) / scale, y_fit, optimizer=optimizer,
-                        epochs=args.epochs, batch_size=batch_size,
-                        validation_fraction=args.val_fraction or None, patience=args.patience,
-                        verbose=1 if sys.stderr.isatty() else 2, n_jobs=args.n_jobs)
+    try:
+        history = model.fit((X_train - mean) / scale, y_fit, optimizer=optimizer,
+                            epochs=args.epochs, batch_size=batch_size,
+                            validation_fraction=args.val_fraction or None,
+                            patience=args.patience, verbose=1 if sys.stderr.isatty() else 2,
+                            n_jobs=args.n_jobs)
+    except KeyboardInterrupt:  # fit stopped after a completed epoch: keep that work
+        done = model.history_.n_epochs
+        if args.out and done:
+            model.save(args.out)
+            print(f"interrupted after {done} epochs; saved: {args.out} "
+                  "(resume it in Python with fastbp.load)", file=sys.stderr)
+        else:
+            print(f"interrupted after {done} epochs", file=sys.stderr)
+        return 130
     elapsed = time.perf_counter() - start
     if task == "classification":
         scores = model.evaluate((X_test - mean) / scale, y_test)
@@ -402,6 +413,9 @@ def console():
     try:
         code = main()
         sys.stdout.flush()
+    except KeyboardInterrupt:
+        print("fastbp: interrupted", file=sys.stderr)
+        code = 130
     except BrokenPipeError:  # the reader went away (``fastbp predict ... | head``)
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

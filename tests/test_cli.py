@@ -108,3 +108,25 @@ def test_user_mistakes_print_one_line_and_exit_2(files):
     user_error("predict", files / "r1.fastbp", files / "wide.npz", match="7 features")
     # a model trained on an .npz reads every CSV column as a feature: 'kind' is text
     user_error("predict", files / "r1.fastbp", files / "train.csv", match="not a number")
+
+
+def test_ctrl_c_during_training_saves_the_completed_epochs(tmp_path):
+    import signal
+    out = tmp_path / "partial.fastbp"
+    proc = subprocess.Popen([sys.executable, "-m", "fastbp", "train", "synthetic",
+                             "--make-classification", "20000,20,3", "--hidden", "256,256",
+                             "--epochs", "1000", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith("epoch 2/"):
+                proc.send_signal(signal.SIGINT)
+                break
+        _, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted after" in err and "saved:" in err
+    import fastbp
+    model = fastbp.load(out)
+    assert model.history_.n_epochs >= 2 and model.history_.stop_reason == "interrupted"

@@ -158,13 +158,17 @@ def _propagate(t, l, n_rows, params, grads, gammas, layers, bounds, deltas,
         gemm(NO_TRANS, TRANS, n_rows, width, fan_out, delta, fan_out,
              params[layers[l, W_OFF] + r0 * fan_out:], fan_out, d_flat, width, alpha_beta)
     else:
-        # rows r0:r1 of a panel-ordered matrix: one block per panel, summed
+        # rows r0:r1 of a panel-ordered matrix: one block per panel, summed; the first
+        # non-empty panel overwrites (β = 0), which need not be panel 0: a layer with
+        # fewer units than threads leaves some panels empty
+        first = True
         for p in range(bounds.shape[1] - 1):
             c0, c1 = bounds[l, p], bounds[l, p + 1]
             if c1 > c0:
                 gemm(NO_TRANS, TRANS, n_rows, width, c1 - c0, delta[c0:], fan_out,
                      params[_panel_start(layers, bounds, l, p) + r0 * (c1 - c0):], c1 - c0,
-                     d_flat, width, alpha_beta if p == 0 else alpha_beta[2:])
+                     d_flat, width, alpha_beta if first else alpha_beta[2:])
+                first = False
     a_own = _scratch(priv_acts[t], layers, below, n_rows, width)
     z_own = _scratch(priv_zs[t], layers, below, n_rows, width) if code == PRELU else a_own
     gamma = _own_slopes(params, gammas, layers, below, r0, r1)
@@ -211,24 +215,27 @@ def _output_backward(t, n_rows, params, grads, gammas, layers, bounds, acts, del
 @kernel
 def _hidden_backward(t, l, n_rows, params, grads, gammas, layers, bounds, x_batch, acts,
                      deltas, priv_acts, priv_zs, priv_deltas, l2, alpha_beta):
-    """Thread ``t``'s columns of ``dW``, ``db`` of hidden layer ``l``, then δ below."""
+    """Thread ``t``'s columns of ``dW``, ``db`` of hidden layer ``l``, then δ below.
+
+    The thread's units below may exist when it owns none of layer ``l`` (a layer
+    narrower than the thread count), so δ below is propagated either way.
+    """
     c0, c1 = bounds[l, t], bounds[l, t + 1]
     width = c1 - c0
-    if width == 0:
-        return
-    fan_in = layers[l, FAN_IN]
-    d_own = _scratch(priv_deltas[t], layers, l, n_rows, width)
-    panel = _panel_start(layers, bounds, l, t)
-    gemm(TRANS, NO_TRANS, fan_in, width, n_rows, _layer_input(x_batch, acts, layers, l), fan_in,
-         d_own.reshape(n_rows * width), width, grads[panel:], width, alpha_beta)
-    if l2 != 0:
-        _add_l2(params, grads, l2, panel, panel + fan_in * width)
-    db = _intercepts(grads, layers, l)
-    for j in range(c0, c1):
-        db[j] = 0
-    for i in range(n_rows):
-        for j in range(width):
-            db[c0 + j] += d_own[i, j]
+    if width > 0:
+        fan_in = layers[l, FAN_IN]
+        d_own = _scratch(priv_deltas[t], layers, l, n_rows, width)
+        panel = _panel_start(layers, bounds, l, t)
+        gemm(TRANS, NO_TRANS, fan_in, width, n_rows, _layer_input(x_batch, acts, layers, l),
+             fan_in, d_own.reshape(n_rows * width), width, grads[panel:], width, alpha_beta)
+        if l2 != 0:
+            _add_l2(params, grads, l2, panel, panel + fan_in * width)
+        db = _intercepts(grads, layers, l)
+        for j in range(c0, c1):
+            db[j] = 0
+        for i in range(n_rows):
+            for j in range(width):
+                db[c0 + j] += d_own[i, j]
     if l > 0:
         _propagate(t, l, n_rows, params, grads, gammas, layers, bounds, deltas,
                    priv_acts, priv_zs, priv_deltas, alpha_beta)

@@ -290,8 +290,11 @@ class MLP:
             raise ValueError(f"{name} must hold values >= 0 for the poisson loss")
         if self.is_classifier and (y.min() < 0 or y.max() > 1):
             raise ValueError(f"{name} must hold values in [0, 1] for {self.loss}")
-        if self.loss == "cross_entropy" and not np.allclose(y.sum(axis=1), 1, atol=1e-3):
-            raise ValueError(f"{name} rows must sum to 1 (one-hot or class probabilities)")
+        if self.loss == "cross_entropy":
+            sums = y.sum(axis=1, keepdims=True)
+            if not np.allclose(sums, 1, atol=1e-3):
+                raise ValueError(f"{name} rows must sum to 1 (one-hot or class probabilities)")
+            y = y / sums  # exactly 1: the softmax gradient a − y assumes it
         peak = float(np.abs(y).max())
         if peak > magnitude_limit(self.dtype):  # the squared error or Adam would overflow
             raise ValueError(too_large(name, peak, self.dtype))

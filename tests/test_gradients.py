@@ -83,3 +83,12 @@ def test_loss_and_grad_matches_reference(sizes, activation, pair, n, dtype, seed
         model, X.astype(dtype), Y, 0.05)
     assert_close(value, expected_value, dtype, "loss")
     assert_close(grad, expected_grad, dtype, "gradient")
+
+
+def test_probability_targets_that_nearly_sum_to_one_are_normalised():
+    # a − y is the gradient only for rows that sum to exactly 1; rows off by 5e-4 are
+    # accepted and rescaled, so the gradient still matches the loss
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((5, 3)), rng.dirichlet(np.ones(3), 5) * 0.9995
+    model = fastbp.MLP([3, 4, 3], activation="tanh", dtype="float64", seed=0)
+    assert fastbp.check_gradients(model, X, Y) < 1e-6

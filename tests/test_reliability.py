@@ -58,7 +58,7 @@ def test_adam_moments_that_overflow_count_as_divergence():
     X, y = regression_data()
     model = fastbp.MLP([12, 16, 1], output="identity", seed=0)
     with pytest.warns(RuntimeWarning, match="diverged"):
-        model.fit(X * 1e18, y * 1e18, optimizer=Adam(0.01), epochs=2, verbose=0)
+        model.fit(X * 1e15, y * 1e15, optimizer=Adam(0.01), epochs=2, verbose=0)
     assert np.isfinite(model.params).all() and np.isfinite(model._opt_state.buffers).all()
 
 
@@ -72,13 +72,26 @@ def test_on_divergence_raise_gives_a_clear_error_and_finite_weights():
         model.fit(X, y, on_divergence="ignore")
 
 
-def test_estimator_divergence_raises_scikit_learns_error_with_finite_weights():
+def test_estimator_divergence_raises_scikit_learns_error_and_undoes_the_fit():
     X, y = regression_data()
+    X, y = X.astype(np.float32), y.astype(np.float32)
     est = fastbp.MLPRegressor(hidden_layer_sizes=(16,), solver="sgd", learning_rate_init=1e6,
                               max_iter=5, random_state=0)
     with pytest.raises(ValueError, match="Solver produced non-finite parameter weights"):
-        est.fit(X.astype(np.float32), y.astype(np.float32))
-    assert all(np.isfinite(c).all() for c in est.coefs_ + est.intercepts_)
+        est.fit(X, y)
+    assert not hasattr(est, "coefs_")  # as before the call
+    est.set_params(learning_rate_init=1e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+    before = [c.copy() for c in est.coefs_ + est.intercepts_]
+    n_iter, curve = est.n_iter_, list(est.loss_curve_)
+    est.set_params(learning_rate_init=1e6, warm_start=True)
+    with pytest.raises(ValueError, match="Solver produced non-finite parameter weights"):
+        est.fit(X, y)
+    for a, b in zip(est.coefs_ + est.intercepts_, before):
+        np.testing.assert_array_equal(a, b)
+    assert est.n_iter_ == n_iter and est.loss_curve_ == curve
 
 
 # ------------------------------------------------------------------------------- Ctrl-C

@@ -1,7 +1,7 @@
 """A long run: memory must stay flat and throughput steady, epoch after epoch.
 
 Not part of the default run (marker ``soak``); run it with
-``pytest -m soak -s tests/test_soak.py`` (about 6 minutes on 2 cores). Sizes
+``pytest -m soak -s tests/test_soak.py`` (about 3 minutes on 2 cores). Sizes
 can be changed with ``FASTBP_SOAK_ROWS`` and ``FASTBP_SOAK_EPOCHS``.
 """
 import os
@@ -26,7 +26,7 @@ def rss_mib():
 @pytest.mark.parametrize("strategy", ["columns", "serial"])
 def test_long_fit_keeps_memory_flat_and_throughput_steady(strategy):
     rows = int(os.environ.get("FASTBP_SOAK_ROWS", 100_000))
-    epochs = int(os.environ.get("FASTBP_SOAK_EPOCHS", 60))
+    epochs = int(os.environ.get("FASTBP_SOAK_EPOCHS", 150))
     rng = np.random.default_rng(0)
     X = rng.standard_normal((rows, 64)).astype(np.float32)
     y = (X[:, :8].sum(axis=1) > 0).astype(int) + 2 * (X[:, 8:16].sum(axis=1) > 0)
@@ -44,14 +44,18 @@ def test_long_fit_keeps_memory_flat_and_throughput_steady(strategy):
               callbacks=[record], strategy=strategy, n_jobs=2)
     warm = 3  # the first epochs compile, fault pages in and fill allocator pools
     growth = max(rss[warm:]) - rss[warm]
-    first, final = np.median(rates[warm:warm + 10]), np.median(rates[-10:])
+    # the machine is shared: other work slows whole stretches of epochs (2-thread runs
+    # here alternate between ~135k and ~220k rows/s); a leak or a build-up slows every
+    # epoch, so the fastest epochs of the first and last stretches are compared
+    window = max(5, (epochs - warm) // 5)
+    first, final = rates[warm:warm + window], rates[-window:]
     print(f"\nsoak {strategy}: {rows:,} rows x 64, 64-256-256-4, {epochs} epochs, batch 128"
           f"\n  RSS after epoch {warm + 1}: {rss[warm]:.1f} MiB, max after: {max(rss[warm:]):.1f}"
           f" MiB, last: {rss[-1]:.1f} MiB (growth {growth:.2f} MiB)"
-          f"\n  throughput, median of epochs {warm + 1}-{warm + 10}: {first:,.0f} rows/s; "
-          f"of the last 10: {final:,.0f} rows/s (ratio {final / first:.2f}); "
-          f"min {min(rates[warm:]):,.0f}, max {max(rates[warm:]):,.0f}")
+          f"\n  rows/s, epochs {warm + 1}-{warm + window}: best {max(first):,.0f}, median "
+          f"{np.median(first):,.0f}; last {window}: best {max(final):,.0f}, median "
+          f"{np.median(final):,.0f}; best-to-best ratio {max(final) / max(first):.2f}")
     assert np.isfinite(model.params).all() and model.history_.n_epochs == epochs
     assert growth < 4.0, f"memory grew by {growth:.1f} MiB over {epochs - warm} epochs"
-    # a shared machine is noisy; a leak or a slowdown that builds up is not this small
-    assert final / first > 0.6, f"throughput fell from {first:,.0f} to {final:,.0f} rows/s"
+    assert max(final) / max(first) > 0.8, \
+        f"throughput fell from {max(first):,.0f} to {max(final):,.0f} rows/s"

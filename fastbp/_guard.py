@@ -32,7 +32,7 @@ class GuardedEpochs:
     are the arrays the kernel updates in place.
     """
 
-    def __init__(self, run_epoch, params, state, batch_size):
+    def __init__(self, run_epoch, params, state, batch_size=None):
         self.run_epoch, self.params, self.state = run_epoch, params, state
         self.batch_size = batch_size
         self._params_copy = np.empty_like(params)
@@ -57,10 +57,20 @@ class GuardedEpochs:
         On failure the parameters, optimizer state and ``state.step`` are those
         from before the failing step of this epoch.
         """
-        n_steps = -(-perm.shape[0] // self.batch_size)
+        b = self.batch_size
+        return self.run_steps(-(-perm.shape[0] // b),
+                              lambda first, stop: self.run_epoch(perm[first * b:stop * b]))
+
+    def run_steps(self, n_steps, run_range):
+        """``run`` for any epoch made of ``n_steps`` steps.
+
+        ``run_range(first, stop)`` runs steps ``first..stop-1`` of the epoch (the
+        optimizer's step count, ``state.step``, then counts the steps before
+        ``first``) and returns their mean loss.
+        """
         step0 = self.state.step
         self._save()
-        loss = self.run_epoch(perm)
+        loss = run_range(0, n_steps)
         if self._healthy(loss):
             self.state.step = step0 + n_steps
             return loss, None
@@ -68,7 +78,7 @@ class GuardedEpochs:
         for s in range(n_steps):
             self.state.step = step0 + s
             self._save()
-            loss = self.run_epoch(perm[s * self.batch_size:(s + 1) * self.batch_size])
+            loss = run_range(s, s + 1)
             if not self._healthy(loss):
                 self._restore()
                 return None, s

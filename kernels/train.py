@@ -238,3 +238,32 @@ def evaluate_rows(X, Y, params, layers, gammas, loss_code, acts, zs, deltas, out
                               loss_code, True, 1.0, _block(deltas, layers, last, stop - start))
         out[start:stop, :] = a
     return total / n
+
+
+@kernel
+def finish_summed_step(summed, params, n_coefs, l2, l2_per_weight):
+    """Turn a batch's summed gradient and loss into ``forward_backward``'s mean ones.
+
+    ``summed`` holds the gradient of the summed (weighted) loss, without L2,
+    then the summed loss, then the batch's total weight: what data-parallel
+    ranks add up in one reduction, each over its slice of the batch
+    (``forward_backward`` with ``norm = 1`` and no L2). Divides by the weight,
+    adds the L2 term of ``forward_backward`` to the leading ``n_coefs`` weights
+    (``params``), and returns the mean loss with its penalty.
+    """
+    n = params.shape[0]
+    weight = summed[n + 1]
+    grads = summed[:n]
+    scale = type(summed[0])(1.0 / weight)
+    for i in range(n):
+        grads[i] *= scale
+    loss = summed[n] / weight
+    lam = l2 + l2_per_weight / weight
+    if lam != 0:
+        lam_ = type(params[0])(lam)
+        penalty = 0.0
+        for i in range(n_coefs):
+            grads[i] += lam_ * params[i]
+            penalty += params[i] * params[i]
+        loss += 0.5 * lam * penalty
+    return loss

@@ -79,6 +79,12 @@ class DistributedTrainer:
     comm : mpi4py communicator, default ``MPI.COMM_WORLD``
     timeout : float, default 600
         Seconds a collective may wait before the job is aborted with a message.
+
+    Attributes
+    ----------
+    allreduce_seconds, allreduce_calls : float, int
+        Time spent in (and number of) the per-step gradient reductions, waiting
+        for slower ranks included.
     """
 
     def __init__(self, model, comm=None, timeout=DEFAULT_TIMEOUT):
@@ -89,6 +95,8 @@ class DistributedTrainer:
         if not (isinstance(timeout, (int, float)) and timeout > 0):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.watchdog = _Watchdog(self.comm, timeout)
+        # time spent in the per-step gradient reductions (waiting for slower ranks included)
+        self.allreduce_seconds, self.allreduce_calls = 0.0, 0
         self._check_same_architecture()
         with self.watchdog.waiting("broadcasting the initial weights"):
             self.comm.Bcast(model.params, root=0)
@@ -108,8 +116,11 @@ class DistributedTrainer:
                              f"rank {differ[0]} has {everyone[differ[0]][0]}")
 
     def _allreduce(self, buffer, what):
+        start = time.perf_counter()
         with self.watchdog.waiting(what):
             self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
+        self.allreduce_seconds += time.perf_counter() - start
+        self.allreduce_calls += 1
 
     def _bcast(self, value, what):
         with self.watchdog.waiting(what):

@@ -392,7 +392,7 @@ class MLP:
     def fit(self, X, y, optimizer=None, epochs=10, batch_size=32, shuffle=True,
             validation_data=None, validation_fraction=None, patience=None,
             restore_best=True, callbacks=(), verbose=1, n_jobs=None, strategy="auto",
-            on_divergence="warn"):
+            on_divergence="warn", comm=None):
         """Train with minibatches, one kernel call per epoch.
 
         Parameters
@@ -437,6 +437,12 @@ class MLP:
             ``RuntimeWarning`` is issued ('warn') or
             ``fastbp.DivergenceError`` raised ('raise'). Either way
             ``history.stop_reason`` is ``'diverged'``.
+        comm : mpi4py communicator, optional
+            Train data-parallel over MPI: call ``fit`` on every rank with that
+            rank's rows; ``batch_size`` is the global batch (see
+            ``fastbp.distributed.DistributedTrainer``, which this uses; it
+            takes ``validation_data`` on rank 0, not ``validation_fraction``,
+            and warns on divergence).
 
         Returns
         -------
@@ -455,6 +461,16 @@ class MLP:
             (estimated from the sizes, the batch, the strategy and the threads)
             would not fit in the memory available (``fastbp.memory``).
         """
+        if comm is not None:
+            if validation_fraction is not None or strategy != "auto" or on_divergence != "warn":
+                raise ValueError("with comm, give validation_data on rank 0 (not "
+                                 "validation_fraction), and leave strategy and on_divergence "
+                                 "at their defaults")
+            from .distributed import DistributedTrainer
+            return DistributedTrainer(self, comm).fit(
+                X, y, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
+                shuffle=shuffle, validation_data=validation_data, patience=patience,
+                restore_best=restore_best, callbacks=callbacks, verbose=verbose, n_jobs=n_jobs)
         # -- every check first: nothing changes before the input is known to be good
         X = self._check_X(X)
         Y = self._check_targets(y, X.shape[0])

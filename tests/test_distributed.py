@@ -1,0 +1,167 @@
+"""Data-parallel training over MPI, run under ``mpiexec -n 2`` in subprocesses."""
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastbp
+
+MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+def mpi_available():
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return False
+    return MPIEXEC is not None
+
+
+pytestmark = pytest.mark.skipif(not mpi_available(), reason="needs mpi4py and mpiexec")
+
+PRELUDE = """
+import json, sys, numpy as np, fastbp
+from mpi4py import MPI
+from fastbp.distributed import DistributedTrainer
+from fastbp.optim import SGD, Adam
+comm = MPI.COMM_WORLD
+rank, size = comm.rank, comm.size
+"""
+
+
+def mpirun(tmp_path, body, n=2, timeout=300, check=True):
+    script = tmp_path / "job.py"
+    script.write_text(PRELUDE + textwrap.dedent(body))
+    result = subprocess.run([MPIEXEC, "-n", str(n), sys.executable, str(script)],
+                            capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def rank0_json(result):
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 1, result.stdout
+    return json.loads(lines[0])
+
+
+def single_process_order(shards, batch_size, perms):
+    """The row order in which one process sees what the ranks' local batches make up."""
+    n_ranks = len(shards)
+    local = [batch_size // n_ranks + (r < batch_size % n_ranks) for r in range(n_ranks)]
+    steps = max(-(-len(s) // b) for s, b in zip(shards, local))
+    return np.concatenate([
+        np.concatenate([s[p][i * b:(i + 1) * b] for s, p, b in zip(shards, perms, local)])
+        for i in range(steps)])
+
+
+@pytest.mark.parametrize("optimizer", ["SGD(0.05, momentum=0.9)", "Adam(0.01)"])
+def test_two_ranks_train_like_one_process_with_the_same_global_batches(tmp_path, optimizer):
+    # uneven shards (300 and 301 rows), a batch that does not split evenly (45 = 23 + 22),
+    # shuffling, and model.fit(comm=...) on the way
+    result = mpirun(tmp_path, f"""
+        rng = np.random.default_rng(0)
+        X, y = rng.standard_normal((601, 10)), rng.integers(0, 3, 601)
+        shard = np.array_split(np.arange(601), size)[rank]
+        model = fastbp.MLP([10, 16, 16, 3], dtype="float64", seed=rank)  # rank 0's weights win
+        history = model.fit(X[shard], y[shard], optimizer={optimizer}, epochs=3,
+                            batch_size=45, verbose=0, comm=comm)
+        params = comm.gather(model.params.tolist())
+        losses = comm.gather(history.loss)
+        if rank == 0:
+            print(json.dumps({{"params": params, "losses": losses}}))
+    """)
+    out = rank0_json(result)
+    assert out["params"][0] == out["params"][1]  # bit-identical on every rank
+    assert out["losses"][0] == out["losses"][1]
+
+    from fastbp.optim import SGD, Adam  # noqa: F401  (the optimizer expression)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((601, 10)), rng.integers(0, 3, 601)
+    shards = np.array_split(np.arange(601), 2)
+    single = fastbp.MLP([10, 16, 16, 3], dtype="float64", seed=0)
+    generators = [fastbp.MLP([10, 16, 16, 3], seed=r)._rng for r in range(2)]  # as the ranks
+    opt = eval(optimizer)
+    losses = []
+    for _ in range(3):  # one epoch at a time, in the order the ranks' batches make
+        perms = [g.permutation(len(s)) for g, s in zip(generators, shards)]
+        order = single_process_order(shards, 45, perms)
+        losses += single.fit(X[order], y[order], optimizer=opt, epochs=1, batch_size=45,
+                             shuffle=False, verbose=0).loss
+    np.testing.assert_allclose(out["params"][0], single.params, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out["losses"][0], losses, rtol=1e-12)
+
+
+def test_validation_early_stopping_and_callbacks_are_decided_on_rank_0(tmp_path):
+    result = mpirun(tmp_path, """
+        rng = np.random.default_rng(1)
+        X, y = rng.standard_normal((400, 6)), rng.integers(0, 2, 400)
+        shard = np.array_split(np.arange(300), size)[rank]
+        val = (X[300:], y[300:]) if rank == 0 else None
+        seen = []
+        model = fastbp.MLP([6, 32, 2], seed=0)
+        trainer = DistributedTrainer(model, comm)
+        history = trainer.fit(X[shard], y[shard], optimizer=Adam(0.05), epochs=40,
+                              batch_size=20, validation_data=val, patience=3, verbose=0,
+                              callbacks=[lambda e, logs, m: seen.append(e)])
+        out = comm.gather({"val": history.val_loss, "best": history.best_epoch,
+                           "reason": history.stop_reason, "params": model.params.tolist(),
+                           "callbacks": len(seen)})
+        if rank == 0:
+            print(json.dumps({"ranks": out}))
+    """)
+    ranks = rank0_json(result)["ranks"]
+    assert ranks[0]["val"] == ranks[1]["val"] and len(ranks[0]["val"]) < 40
+    assert ranks[0]["reason"] == ranks[1]["reason"] == "patience"
+    assert ranks[0]["best"] == ranks[1]["best"] == len(ranks[0]["val"]) - 4
+    assert ranks[0]["params"] == ranks[1]["params"]  # both restored the best epoch
+    assert ranks[0]["callbacks"] == len(ranks[0]["val"]) and ranks[1]["callbacks"] == 0
+
+
+def test_ranks_that_disagree_raise_on_every_rank(tmp_path):
+    result = mpirun(tmp_path, """
+        model = fastbp.MLP([4, 8 if rank == 0 else 9, 2])
+        try:
+            DistributedTrainer(model, comm)
+        except ValueError as exc:
+            print(f"rank {rank}: {exc}")
+        X = np.zeros((10, 4)) if rank == 0 else np.full((10, 4), np.nan)
+        model = fastbp.MLP([4, 8, 2])
+        try:
+            model.fit(X, np.arange(10) % 2, comm=comm, verbose=0)
+        except ValueError as exc:
+            print(f"rank {rank}: {exc}")
+    """)
+    lines = result.stdout.splitlines()
+    assert len(lines) == 4, result.stdout
+    for rank in (0, 1):
+        disagree = [line for line in lines if line.startswith(f"rank {rank}: the ranks")]
+        assert len(disagree) == 1 and disagree[0].startswith(
+            f"rank {rank}: the ranks disagree on the model: rank 0 has MLP(4-8[relu]-2[softmax]")
+        assert "rank 1 has MLP(4-9[relu]-2[softmax]" in disagree[0]
+        assert f"rank {rank}: rank 1: ValueError: X contains NaN or infinity" in lines
+
+
+def test_a_rank_that_hangs_aborts_the_job_with_a_message_instead_of_hanging(tmp_path):
+    result = mpirun(tmp_path, """
+        import time
+        model = fastbp.MLP([4, 8, 2], seed=0)
+        trainer = DistributedTrainer(model, comm, timeout=2)
+        if rank == 1:
+            time.sleep(120)  # stuck: never reaches the first reduction
+        trainer.fit(np.zeros((20, 4)), np.arange(20) % 2, epochs=1, verbose=0)
+    """, timeout=100, check=False)
+    assert result.returncode != 0
+    assert "rank 0: checking the inputs waited more than 2 s" in result.stderr
+
+
+def test_without_mpi4py_the_error_names_the_extra(monkeypatch):
+    from fastbp.distributed import DistributedTrainer
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    monkeypatch.delitem(sys.modules, "mpi4py.MPI", raising=False)
+    with pytest.raises(ImportError, match=r'distributed training needs mpi4py.MPI: '
+                                          r'pip install "fastbp\[mpi\]"'):
+        DistributedTrainer(fastbp.MLP([2, 2]))

@@ -123,26 +123,28 @@ def test_validation_early_stopping_and_callbacks_are_decided_on_rank_0(tmp_path)
 
 def test_ranks_that_disagree_raise_on_every_rank(tmp_path):
     result = mpirun(tmp_path, """
+        messages = []
         model = fastbp.MLP([4, 8 if rank == 0 else 9, 2])
         try:
             DistributedTrainer(model, comm)
         except ValueError as exc:
-            print(f"rank {rank}: {exc}")
+            messages.append(str(exc))
         X = np.zeros((10, 4)) if rank == 0 else np.full((10, 4), np.nan)
         model = fastbp.MLP([4, 8, 2])
         try:
             model.fit(X, np.arange(10) % 2, comm=comm, verbose=0)
         except ValueError as exc:
-            print(f"rank {rank}: {exc}")
+            messages.append(str(exc))
+        everyone = comm.gather(messages)  # one writer: the ranks' output streams interleave
+        if rank == 0:
+            print(json.dumps({"messages": everyone}))
     """)
-    lines = result.stdout.splitlines()
-    assert len(lines) == 4, result.stdout
-    for rank in (0, 1):
-        disagree = [line for line in lines if line.startswith(f"rank {rank}: the ranks")]
-        assert len(disagree) == 1 and disagree[0].startswith(
-            f"rank {rank}: the ranks disagree on the model: rank 0 has MLP(4-8[relu]-2[softmax]")
-        assert "rank 1 has MLP(4-9[relu]-2[softmax]" in disagree[0]
-        assert f"rank {rank}: rank 1: ValueError: X contains NaN or infinity" in lines
+    for messages in rank0_json(result)["messages"]:
+        assert len(messages) == 2
+        assert messages[0].startswith("the ranks disagree on the model: rank 0 has "
+                                      "MLP(4-8[relu]-2[softmax]")
+        assert "rank 1 has MLP(4-9[relu]-2[softmax]" in messages[0]
+        assert messages[1] == "rank 1: ValueError: X contains NaN or infinity"
 
 
 def test_a_rank_that_hangs_aborts_the_job_with_a_message_instead_of_hanging(tmp_path):
@@ -165,3 +167,17 @@ def test_without_mpi4py_the_error_names_the_extra(monkeypatch):
     with pytest.raises(ImportError, match=r'distributed training needs mpi4py.MPI: '
                                           r'pip install "fastbp\[mpi\]"'):
         DistributedTrainer(fastbp.MLP([2, 2]))
+
+
+def test_the_readme_job_runs_under_mpiexec(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_readme import python_blocks
+    (job,) = python_blocks(mpi=True)
+    script = tmp_path / "train_job.py"
+    script.write_text(job)
+    result = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    accuracy = float(result.stdout.split("validation accuracy ")[1])
+    assert result.stdout.startswith("2 ranks") and accuracy > 0.85
+    assert fastbp.load(tmp_path / "digits-mpi.fastbp").history_.n_epochs >= 4

@@ -6,9 +6,13 @@ import pytest
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def python_blocks():
+MPI_JOB = "# train_job.py"  # the MPI example: run under mpiexec by test_distributed.py
+
+
+def python_blocks(mpi=False):
     text = README.read_text()
-    return [block.split("```")[0] for block in text.split("```python")[1:]]
+    blocks = [block.split("```")[0].lstrip("\n") for block in text.split("```python")[1:]]
+    return [b for b in blocks if b.startswith(MPI_JOB) == mpi]
 
 
 @pytest.mark.skipif(not README.exists(), reason="README.md not beside tests/")

@@ -4,7 +4,8 @@
 an epoch before the update of a step whose loss is not finite, but an update
 can itself overflow (a finite loss with a huge gradient or learning rate
 makes weights or Adam's moments infinite). So after every epoch the
-parameters and optimizer state are checked (one pass over each, negligible
+parameters (finite and within ``magnitude_limit``) and optimizer state
+(finite) are checked (one pass over each, negligible
 next to an epoch); on any failure the epoch is replayed step by step from a
 copy taken at its start (the kernels are deterministic) and the model is left
 with the parameters and state from just before the first bad step.
@@ -18,11 +19,33 @@ each epoch and raises ``KeyboardInterrupt`` there.
 import signal
 import sys
 import threading
+import weakref
 from contextlib import contextmanager
 
 import numpy as np
 
-from .kernels.checks import all_finite
+from ._validation import magnitude_limit
+from .kernels.checks import all_finite, peak_magnitude
+
+
+# scratch buffers per owner, outside its attributes: not pickled, saved or compared
+_SCRATCH = weakref.WeakKeyDictionary()
+
+
+def scratch_like(owner, name, array):
+    """An uninitialised array like ``array``, kept for ``owner``'s next call.
+
+    Fits called in a loop (``partial_fit``, one-epoch ``fit``) would otherwise
+    get fresh pages every time: for a 1.9M-parameter network the page faults
+    of the copies cost more than copying.
+    """
+    if owner is None:
+        return np.empty_like(array)
+    kept = _SCRATCH.setdefault(owner, {})
+    buffer = kept.get(name)
+    if buffer is None or buffer.shape != array.shape or buffer.dtype != array.dtype:
+        buffer = kept[name] = np.empty_like(array)
+    return buffer
 
 
 class GuardedEpochs:
@@ -32,16 +55,20 @@ class GuardedEpochs:
     are the arrays the kernel updates in place.
     """
 
-    def __init__(self, run_epoch, params, state, batch_size=None):
+    def __init__(self, run_epoch, params, state, batch_size=None, owner=None):
         self.run_epoch, self.params, self.state = run_epoch, params, state
         self.batch_size = batch_size
-        self._params_copy = np.empty_like(params)
-        self._state_copy = np.empty_like(state.buffers)
+        self._limit = magnitude_limit(params.dtype)
+        self._params_copy = scratch_like(owner, "_guard_params", params)
+        self._state_copy = scratch_like(owner, "_guard_state", state.buffers)
 
     def _healthy(self, loss):
+        # weights beyond magnitude_limit are finite but of no use: their squares overflow,
+        # and neither the params setter nor fastbp.load accepts them
         if not np.isfinite(loss):
             return False
-        return all_finite(self.params) and all_finite(self.state.buffers.reshape(-1))
+        return (peak_magnitude(self.params) <= self._limit
+                and all_finite(self.state.buffers.reshape(-1)))
 
     def _save(self):
         self._params_copy[...] = self.params

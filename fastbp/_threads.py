@@ -8,7 +8,8 @@ original setting comes back when the last one ends.
 
 Numba's ``workqueue`` threading layer, its fallback when neither OpenMP nor TBB
 can be loaded, aborts the process if two threads launch parallel kernels at the
-same time; under it, parallel calls take turns (``_parallel_gate``).
+same time, even kernels set to one thread; under it, fastbp's calls take turns
+(``_parallel_gate``, re-entrant so that a callback of a fit may predict).
 """
 import os
 import threading
@@ -24,7 +25,7 @@ _controller = None
 _lock = threading.Lock()
 _active_blas_limits = Counter()  # the limits of the calls now running
 _original_blas = None  # threadpoolctl's limiter holding the settings from before them
-_serial_launches = threading.Lock()
+_serial_launches = threading.RLock()
 _layer_is_threadsafe = None
 
 
@@ -59,11 +60,9 @@ def threading_layer_is_threadsafe():
     return _layer_is_threadsafe
 
 
-def _parallel_gate(numba_threads):
-    """A lock held around parallel kernel calls when the threading layer needs it."""
-    if numba_threads > 1 and not threading_layer_is_threadsafe():
-        return _serial_launches
-    return nullcontext()
+def _parallel_gate():
+    """A lock held around fastbp's calls when the threading layer needs it."""
+    return nullcontext() if threading_layer_is_threadsafe() else _serial_launches
 
 
 def _set_blas_limit(limit):
@@ -95,12 +94,12 @@ def thread_limit(numba_threads, blas_threads):
     BLAS is limited through threadpoolctl; a BLAS called from inside a
     ``prange`` must get 1 thread, or the two thread pools oversubscribe the cores.
     """
-    previous = numba.get_num_threads()
-    numba.set_num_threads(numba_threads)
-    _set_blas_limit(blas_threads)
-    try:
-        with _parallel_gate(numba_threads):
+    with _parallel_gate():  # first: a call waiting its turn must not throttle BLAS
+        previous = numba.get_num_threads()
+        numba.set_num_threads(numba_threads)
+        _set_blas_limit(blas_threads)
+        try:
             yield
-    finally:
-        _unset_blas_limit(blas_threads)
-        numba.set_num_threads(previous)
+        finally:
+            _unset_blas_limit(blas_threads)
+            numba.set_num_threads(previous)

@@ -3,7 +3,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from .kernels.checks import all_finite
+from .kernels.checks import peak_magnitude
 
 
 def magnitude_limit(dtype):
@@ -26,12 +26,9 @@ def too_large(name, peak, dtype):
 def value_problem(arr, name):
     """Why the float array ``arr`` cannot be computed with (NaN, infinity, values too large
     for its dtype), or None."""
-    flat = arr.reshape(-1)
-    if flat.size == 0:
-        return None
-    if not all_finite(flat):
+    peak = peak_magnitude(arr.reshape(-1))
+    if not np.isfinite(peak):
         return f"{name} contains NaN or infinity"
-    peak = max(float(flat.max()), -float(flat.min()))
     if peak > magnitude_limit(arr.dtype):
         return too_large(name, peak, arr.dtype)
     return None

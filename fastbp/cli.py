@@ -220,7 +220,7 @@ def cmd_train(args):
                             patience=args.patience, verbose=1 if sys.stderr.isatty() else 2,
                             n_jobs=args.n_jobs)
     except KeyboardInterrupt:  # fit stopped after a completed epoch: keep that work
-        done = model.history_.n_epochs
+        done = model.history_.n_epochs if model.history_ is not None else 0
         if args.out and done:
             model.save(args.out)
             print(f"interrupted after {done} epochs; saved: {args.out} "

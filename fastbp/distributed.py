@@ -278,6 +278,8 @@ class DistributedTrainer:
                         anyone = comm.allreduce(int(interrupt.pending), op=self.MPI.MAX)
                     if anyone:  # every rank stops at the same epoch
                         raise KeyboardInterrupt
+                if interrupt.pending:  # after the last collective: this rank alone may stop
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             interrupted = True
             history.stopped_early, history.stop_reason = True, "interrupted"

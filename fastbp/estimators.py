@@ -37,7 +37,7 @@ from sklearn.utils.validation import validate_data
 from tqdm.auto import tqdm
 
 from . import architecture as arch
-from ._guard import GuardedEpochs, deferred_interrupt
+from ._guard import GuardedEpochs, deferred_interrupt, scratch_like
 from ._threads import resolve_n_jobs, thread_limit
 from .memory import check_fits
 from .kernels import losses as KL
@@ -113,6 +113,11 @@ class _Schedule:
         return False
 
 
+def _copy_into(dst, src):
+    dst[...] = src
+    return dst
+
+
 class _FastbpMLP:
     """The parts of scikit-learn's ``BaseMultilayerPerceptron`` that fastbp replaces."""
 
@@ -168,9 +173,14 @@ class _FastbpMLP:
             generator.set_state(attributes["_random_state"].get_state())
             attributes["_random_state"] = generator
         net, schedule = attributes.get("_net"), attributes.get("_optimizer")
-        in_place = [] if net is None else [(net.params, net.params.copy())]
+        # into buffers kept for the next call (partial_fit in a loop)
+        in_place = [] if net is None else [
+            (net.params, _copy_into(scratch_like(self, "_snapshot_params", net.params),
+                                    net.params))]
         if schedule is not None:
-            in_place.append((schedule.state.buffers, schedule.state.buffers.copy()))
+            buffers = schedule.state.buffers
+            in_place.append((buffers, _copy_into(
+                scratch_like(self, "_snapshot_state", buffers), buffers)))
             counters = (schedule, schedule.state.step, schedule.optimizer.lr)
         else:
             counters = None
@@ -349,7 +359,8 @@ class _FastbpMLP:
         run_epoch = net._epoch_runner(X_train, Y_train, schedule.optimizer, schedule.state,
                                       batch_size, strategy, n_threads,
                                       l2_per_weight=float(self.alpha))
-        epochs_runner = GuardedEpochs(run_epoch, net.params, schedule.state, batch_size)
+        epochs_runner = GuardedEpochs(run_epoch, net.params, schedule.state, batch_size,
+                                      owner=self)
         epochs = 1 if incremental else self.max_iter
         bar = tqdm(total=epochs, unit="epoch", leave=False, file=sys.stderr,
                    disable=not self.progress)
@@ -403,6 +414,8 @@ class _FastbpMLP:
                             "Stochastic Optimizer: Maximum iterations (%d) "
                             "reached and the optimization hasn't converged yet."
                             % self.max_iter, ConvergenceWarning)
+                if interrupt.pending:  # Ctrl-C in the epoch that ended the fit
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
         finally:

@@ -513,7 +513,8 @@ class MLP:
         n_val_rows = (X_val.shape[0] if validation_data is not None
                       else n_val if validation_fraction is not None else 0)
         check_fits(self._fit_bytes(X, Y, optimizer, min(batch_size, X.shape[0]), n_threads,
-                                   strategy, n_val_rows, restore_best),
+                                   strategy, n_val_rows, restore_best,
+                                   split_from_X=validation_fraction is not None),
                    f"fitting {self._layout.describe()} on {X.shape[0]:,} rows")
 
         # -- from here on the model changes
@@ -537,13 +538,14 @@ class MLP:
             strategy = "serial"  # no hidden layer to split
         self.strategy_ = strategy
         run_epoch = self._epoch_runner(X, Y, optimizer, state, batch_size, strategy, n_threads)
-        self._train(GuardedEpochs(run_epoch, self._params, state, batch_size), X.shape[0],
-                    history, epochs, shuffle, (X_val, Y_val) if has_val else None, patience,
-                    restore_best, callbacks, verbose, thread_counts(strategy, n_threads),
-                    on_divergence)
+        guard = GuardedEpochs(run_epoch, self._params, state, batch_size, owner=self)
+        self._train(guard, X.shape[0], history, epochs, shuffle,
+                    (X_val, Y_val) if has_val else None, patience, restore_best, callbacks,
+                    verbose, thread_counts(strategy, n_threads), on_divergence)
         return history
 
-    def _fit_bytes(self, X, Y, optimizer, batch_size, n_threads, strategy, n_val, restore_best):
+    def _fit_bytes(self, X, Y, optimizer, batch_size, n_threads, strategy, n_val, restore_best,
+                   split_from_X=False):
         """An upper estimate of the bytes ``fit`` allocates (the inputs already exist)."""
         n_params, units = self.n_params, self._layout.total_units
         n_state = optimizer.n_buffers
@@ -552,9 +554,12 @@ class MLP:
         vectors = 1 + 2 * n_state + 1 + max(1 + n_state, n_threads) + (1 if n_val else 0)
         # batch-sized: gathered rows and three workspace blocks, one set per thread
         rows = batch_size * (X.shape[1] + Y.shape[1] + 3 * units) * (1 + n_threads)
-        # the validation split's copies and its evaluation workspace
+        # the validation split's copies and its evaluation workspace, and the training
+        # rows copied out of X when the split is drawn from it
         val = n_val * (X.shape[1] + Y.shape[1] + self.layer_sizes[-1]) * 2 \
             + min(n_val, PREDICT_CHUNK) * 3 * units
+        if split_from_X:
+            val += (X.shape[0] - n_val) * (X.shape[1] + Y.shape[1])
         return self.dtype.itemsize * (n_params * vectors + rows + val) + 8 * X.shape[0]
 
     def _epoch_runner(self, X, Y, optimizer, state, batch_size, strategy, n_threads,
@@ -656,6 +661,8 @@ class MLP:
                         break
                     if interrupt.pending:  # a safe point: everything above is consistent
                         raise KeyboardInterrupt
+                if interrupt.pending:  # Ctrl-C in an epoch that ended the fit by a break
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             interrupted = True
             history.stopped_early, history.stop_reason = True, "interrupted"

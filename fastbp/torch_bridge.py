@@ -40,7 +40,8 @@ def _module(name, gamma, slopes):
         "relu": nn.ReLU,
         "leaky_relu": lambda: nn.LeakyReLU(negative_slope=gamma),
         "elu": lambda: nn.ELU(alpha=gamma),
-        "softplus": nn.Softplus,
+        # PyTorch returns z itself above the threshold; at 40 that differs by < e^-40
+        "softplus": lambda: nn.Softplus(threshold=40.0),
         "hard_logistic": HardLogistic,
         "hard_tanh": nn.Hardtanh,
         "softmax": lambda: nn.Softmax(dim=1),
@@ -55,7 +56,7 @@ def to_torch(model, logits=False):
     for l, (W, b) in enumerate(zip(model.coefs_, model.intercepts_)):
         # built on the meta device so that no initial weights are drawn from torch's RNG
         linear = nn.Linear(W.shape[0], W.shape[1], device="meta")
-        linear.weight = nn.Parameter(torch.from_numpy(np.ascontiguousarray(W.T)))
+        linear.weight = nn.Parameter(torch.from_numpy(W.T.copy()))  # a copy, not a view
         linear.bias = nn.Parameter(torch.from_numpy(b.copy()))
         modules.append(linear)
         if l == n_layers - 1 and logits:
@@ -92,7 +93,7 @@ def _activation(module, position):
             raise ValueError(f"{position}: ELU needs alpha >= 0, got {module.alpha}")
         return "elu", float(module.alpha), None
     if kind is nn.PReLU:
-        return "prelu", None, module.weight.detach().cpu().numpy()
+        return "prelu", None, module.weight.detach().to("cpu", torch.float64).numpy()
     if kind is nn.Softplus:
         # PyTorch returns z itself above the threshold; from 15 on that differs by < 3e-7
         if module.beta != 1 or module.threshold < 15:
@@ -174,18 +175,23 @@ def from_torch(cls, sequential, output=None, loss=None, dtype=None):
                          f"{names[-1]}")
     if output is not None:
         names[-1] = output
-    weights = [m.weight.detach().cpu().numpy() for m, _, _, _ in layers]
+    for i, (m, _, _, _) in enumerate(layers):
+        if m.weight.is_meta:
+            raise ValueError(f"Linear layer {i} has no data (it is on the meta device)")
     if dtype is None:
-        dtype = weights[0].dtype
-        if dtype not in (np.float32, np.float64):
-            raise ValueError(f"the Linear weights are {dtype}; pass dtype='float32' or 'float64'")
+        dtype = {torch.float32: "float32", torch.float64: "float64"}.get(layers[0][0].weight.dtype)
+        if dtype is None:
+            raise ValueError(f"the Linear weights are {layers[0][0].weight.dtype}; pass "
+                             "dtype='float32' or 'float64'")
+    as_numpy = lambda t: t.detach().to("cpu", torch.float64).numpy()  # noqa: E731
+    weights = [as_numpy(m.weight) for m, _, _, _ in layers]
     sizes = [layers[0][0].in_features] + [m.out_features for m, _, _, _ in layers]
     gamma = _common_gamma(names, [g for _, _, g, _ in layers])
     model = cls(sizes, activation=names[:-1], output=names[-1], loss=loss, dtype=dtype,
                 gamma=gamma)
     for l, (m, _, _, slopes) in enumerate(layers):
         model.coefs_[l][...] = weights[l].T
-        model.intercepts_[l][...] = 0 if m.bias is None else m.bias.detach().cpu().numpy()
+        model.intercepts_[l][...] = 0 if m.bias is None else as_numpy(m.bias)
         if slopes is not None:
             model.slopes_[l][...] = slopes  # one shared slope broadcasts to every unit
     return model

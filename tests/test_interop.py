@@ -19,6 +19,7 @@ def tolerance(dtype):
 def model_and_data(activation, output, dtype, seed=1):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((64, 6)).astype(dtype)
+    X[:4] *= 40  # pre-activations far out in the tails (softplus's threshold, saturation)
     model = fastbp.MLP([6, 9, 7, 3], activation=activation, output=output, dtype=dtype,
                        seed=seed, gamma=0.2 if activation in ("leaky_relu", "elu") else None)
     for slopes in model.slopes_.values():  # slopes that differ per unit and in sign
@@ -72,12 +73,19 @@ def test_to_torch_copies_the_weights_and_leaves_torchs_random_state_alone():
     state = torch.get_rng_state()
     seq = model.to_torch()
     assert torch.equal(torch.get_rng_state(), state)
-    before = seq[0].weight.detach().clone()
+    before = [p.detach().clone() for p in seq.parameters()]
     model.params[...] = 0
-    assert torch.equal(seq[0].weight, before)
+    assert all(torch.equal(p, b) for p, b in zip(seq.parameters(), before))
     with torch.no_grad():
-        seq[0].weight.zero_()
+        for p in seq.parameters():
+            p.zero_()
     assert model.params.sum() == 0 and np.isfinite(model.predict_proba(X)).all()
+    # one input or one output: the transposed weights are views unless copied
+    for sizes in ([4, 8, 1], [1, 8, 2]):
+        narrow = fastbp.MLP(sizes, output="identity", seed=0)
+        for p in narrow.to_torch().parameters():
+            assert not any(np.shares_memory(p.detach().numpy(), v) for v in
+                           narrow.coefs_ + narrow.intercepts_)
 
 
 def test_a_network_trained_in_torch_predicts_the_same_in_fastbp_and_trains_on():
@@ -149,10 +157,12 @@ def refusals():
         (nn.Sequential(), "at least one Linear"),
         (nn.Sequential(nn.Linear(3, 1), nn.Softmax(dim=1)), "at least 2 units"),
         (nn.Sequential(nn.Linear(3, 4).to(torch.float16)), "pass dtype"),
+        (nn.Sequential(nn.Linear(3, 4).to(torch.bfloat16)), "pass dtype"),
+        (nn.Sequential(nn.Linear(3, 4, device="meta")), "meta device"),
     ]
 
 
-@pytest.mark.parametrize("case", range(17))
+@pytest.mark.parametrize("case", range(19))
 def test_from_torch_refuses_what_it_cannot_represent_and_says_why(case):
     seq, message = refusals()[case]
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -121,6 +121,38 @@ def test_ctrl_c_stops_at_a_completed_epoch_and_fit_resumes_exactly(strategy):
     np.testing.assert_array_equal(model.params, whole.params)
 
 
+def test_ctrl_c_in_an_epoch_that_ends_the_fit_is_not_lost():
+    X, y = np.random.default_rng(1).standard_normal((100, 4)), np.arange(100) % 2
+
+    def interrupt_and_stop(epoch, logs, model):
+        os.kill(os.getpid(), signal.SIGINT)
+        return True
+    model = fastbp.MLP([4, 8, 2], seed=0)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X, y, epochs=5, verbose=0, callbacks=[interrupt_and_stop])
+    assert model.history_.stop_reason == "interrupted" and model.history_.n_epochs == 1
+
+    class Interrupted(fastbp.MLPClassifier):
+        def _update_no_improvement_count(self, *args):
+            super()._update_no_improvement_count(*args)
+            os.kill(os.getpid(), signal.SIGINT)
+    est = Interrupted(hidden_layer_sizes=(8,), random_state=0)
+    with pytest.warns(UserWarning, match="interrupted by user"):
+        est.partial_fit(X, y, classes=[0, 1])
+    assert est.n_iter_ == 1
+
+
+def test_a_model_stopped_by_divergence_saves_and_loads(tmp_path):
+    # weights that grew past magnitude_limit count as divergence: they could not be loaded
+    X, y = regression_data()
+    model = fastbp.MLP([12, 16, 1], output="identity", seed=0)
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        model.fit(X.astype(np.float32), y, optimizer=SGD(1e10), epochs=3, verbose=0)
+    assert np.abs(model.params).max() <= np.sqrt(np.finfo(np.float32).max)
+    again = fastbp.load(model.save(tmp_path / "diverged.fastbp"))
+    np.testing.assert_array_equal(again.params, model.params)
+
+
 def test_ctrl_c_keeps_the_last_epoch_not_the_best_one():
     # restoring the best epoch would pair its weights with the last epoch's optimizer state
     X, y = np.random.default_rng(1).standard_normal((300, 8)), np.arange(300) % 3
@@ -183,6 +215,7 @@ def test_estimator_ctrl_c_returns_like_scikit_learn_with_consistent_counters():
 
 # ------------------------------------------------------------------------------- memory
 def test_oversized_work_is_refused_up_front_with_the_estimate(monkeypatch):
+    monkeypatch.setattr(memory, "CHECK_FROM_BYTES", 0)
     monkeypatch.setattr(memory, "available_bytes", lambda: 50 * 2 ** 20)
     with pytest.raises(MemoryError, match=r"25,055,010 parameters of 5000-5000\[relu\]-10\[softmax\]: about 95.6 MiB"):
         fastbp.MLP([5000, 5000, 10])
@@ -200,6 +233,22 @@ def test_oversized_work_is_refused_up_front_with_the_estimate(monkeypatch):
     assert model.optimizer is None
     with pytest.raises(MemoryError, match="predicting 1,000 rows"):
         model.predict(np.zeros((1000, 50)))
+
+
+def test_small_requests_do_not_read_the_memory_counters(monkeypatch):
+    def unexpected():
+        raise AssertionError("read /proc for a small request")
+    monkeypatch.setattr(memory, "available_bytes", unexpected)
+    model = fastbp.MLP([5, 8, 2], seed=0)
+    model.fit(np.zeros((20, 5)), np.arange(20) % 2, epochs=1, verbose=0)
+    assert model.predict(np.zeros((1, 5))).shape == (1,)
+
+
+def test_the_estimate_counts_the_training_rows_copied_by_a_validation_split():
+    model = fastbp.MLP([2000, 4, 2], seed=0)
+    X, Y = np.zeros((20000, 2000), np.float32), np.zeros((20000, 2), np.float32)
+    estimate = model._fit_bytes(X, Y, Adam(), 32, 1, "serial", 2000, True, split_from_X=True)
+    assert estimate > 18000 * 2002 * 4  # the training split alone
 
 
 def test_available_memory_is_known_on_this_machine():
@@ -296,16 +345,26 @@ def work():
     m.fit(X, np.arange(4000) % 3, epochs=2, batch_size=256, verbose=0, n_jobs=2,
           strategy="sharded")
     out.append(bool(np.array_equal(model.predict_proba(X), want)))
+def narrow(i):  # parallel kernels set to one thread still go through the layer
+    m = fastbp.MLP([20, 32, 3], seed=i)
+    m.fit(X, np.arange(4000) % 3, epochs=1, batch_size=128, verbose=0, n_jobs=1,
+          strategy="columns")
 threads = [threading.Thread(target=work) for _ in range(3)]
+threads += [threading.Thread(target=narrow, args=(i,)) for i in range(3)]
 [t.start() for t in threads]
 [t.join() for t in threads]
+# a callback of a parallel fit predicting with another model: the turn is re-entrant
+m = fastbp.MLP([20, 64, 3], seed=2)
+m.fit(X, np.arange(4000) % 3, epochs=2, batch_size=256, verbose=0, n_jobs=2,
+      strategy="columns", callbacks=[lambda e, logs, mm: out.append(
+          bool(np.array_equal(model.predict_proba(X), want)))])
 print(numba.threading_layer(), out)
 """
     env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue", NUMBA_NUM_THREADS="2")
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["workqueue", "[True,", "True,", "True]"]
+    assert result.stdout.split() == ["workqueue"] + ["[True,"] + ["True,"] * 3 + ["True]"]
 
 
 # ------------------------------------------------------------------------------- determinism

@@ -1,6 +1,5 @@
 """``python -m fastbp``: the command line (``fastbp.cli``); with no arguments, the main job:
 train an MLP on scikit-learn's digits and report accuracy and time."""
-import sys
 import time
 
 from sklearn.datasets import load_digits

@@ -26,12 +26,10 @@ import numpy as np
 from ._guard import GuardedEpochs, deferred_interrupt
 from ._optional import require
 from ._threads import resolve_n_jobs, thread_limit
-from ._validation import check_int
 from .history import History
 from .kernels import losses as KL
 from .kernels import optim as KO
 from .kernels import train as K
-from .optim import Adam, Optimizer
 
 DEFAULT_TIMEOUT = 600.0
 
@@ -143,15 +141,9 @@ class DistributedTrainer:
         # every rank checks its input, then all learn of any failure: a rank that raised
         # alone would leave the others waiting in the first collective
         try:
-            X = model._check_X(X)
-            Y = model._check_targets(y, X.shape[0])
-            optimizer = Adam() if optimizer is None else optimizer
-            if not isinstance(optimizer, Optimizer):
-                raise ValueError(f"optimizer must be a fastbp.optim optimizer, got {optimizer!r}")
-            epochs = check_int(epochs, "epochs")
-            batch_size = check_int(batch_size, "batch_size")
-            patience = check_int(patience, "patience", allow_none=True)
-            verbose = check_int(verbose, "verbose", low=0)
+            X, Y, optimizer, epochs, batch_size, patience, verbose, callbacks = \
+                model._check_fit(X, y, optimizer, epochs, batch_size, patience, verbose,
+                                 shuffle, restore_best, callbacks)
             val = None
             if self.rank == 0 and validation_data is not None:
                 val = (model._check_X(validation_data[0], "X_val"),)

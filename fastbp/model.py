@@ -472,24 +472,9 @@ class MLP:
                 shuffle=shuffle, validation_data=validation_data, patience=patience,
                 restore_best=restore_best, callbacks=callbacks, verbose=verbose, n_jobs=n_jobs)
         # -- every check first: nothing changes before the input is known to be good
-        X = self._check_X(X)
-        Y = self._check_targets(y, X.shape[0])
-        optimizer = Adam() if optimizer is None else optimizer
-        if not isinstance(optimizer, Optimizer):
-            raise ValueError(f"optimizer must be a fastbp.optim optimizer, got {optimizer!r}")
-        epochs = check_int(epochs, "epochs")
-        batch_size = check_int(batch_size, "batch_size")
-        patience = check_int(patience, "patience", allow_none=True)
-        verbose = check_int(verbose, "verbose", low=0)
-        for flag, name in ((shuffle, "shuffle"), (restore_best, "restore_best")):
-            if not isinstance(flag, (bool, np.bool_)):
-                raise ValueError(f"{name} must be a bool, got {flag!r}")
-        if callbacks is None or isinstance(callbacks, str) or not hasattr(callbacks, "__iter__"):
-            raise ValueError(f"callbacks must be a sequence of callables, got {callbacks!r}")
-        callbacks = list(callbacks)
-        for cb in callbacks:
-            if not callable(cb):
-                raise ValueError(f"callbacks must be callables, got {cb!r}")
+        X, Y, optimizer, epochs, batch_size, patience, verbose, callbacks = self._check_fit(
+            X, y, optimizer, epochs, batch_size, patience, verbose, shuffle, restore_best,
+            callbacks)
         if validation_data is not None and validation_fraction is not None:
             raise ValueError("give validation_data or validation_fraction, not both")
         if validation_data is not None:
@@ -543,6 +528,29 @@ class MLP:
                     (X_val, Y_val) if has_val else None, patience, restore_best, callbacks,
                     verbose, thread_counts(strategy, n_threads), on_divergence)
         return history
+
+    def _check_fit(self, X, y, optimizer, epochs, batch_size, patience, verbose, shuffle,
+                   restore_best, callbacks):
+        """The checks ``fit`` and the distributed fit share; returns the checked values."""
+        X = self._check_X(X)
+        Y = self._check_targets(y, X.shape[0])
+        optimizer = Adam() if optimizer is None else optimizer
+        if not isinstance(optimizer, Optimizer):
+            raise ValueError(f"optimizer must be a fastbp.optim optimizer, got {optimizer!r}")
+        epochs = check_int(epochs, "epochs")
+        batch_size = check_int(batch_size, "batch_size")
+        patience = check_int(patience, "patience", allow_none=True)
+        verbose = check_int(verbose, "verbose", low=0)
+        for flag, name in ((shuffle, "shuffle"), (restore_best, "restore_best")):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise ValueError(f"{name} must be a bool, got {flag!r}")
+        if callbacks is None or isinstance(callbacks, str) or not hasattr(callbacks, "__iter__"):
+            raise ValueError(f"callbacks must be a sequence of callables, got {callbacks!r}")
+        callbacks = list(callbacks)
+        for cb in callbacks:
+            if not callable(cb):
+                raise ValueError(f"callbacks must be callables, got {cb!r}")
+        return X, Y, optimizer, epochs, batch_size, patience, verbose, callbacks
 
     def _fit_bytes(self, X, Y, optimizer, batch_size, n_threads, strategy, n_val, restore_best,
                    split_from_X=False):

@@ -6,7 +6,6 @@ optional. ``nn.Linear`` stores ``W`` as ``(fan_out, fan_in)``, fastbp as
 no PyTorch module and get one here (``HardLogistic``, ``Exp``); a pickled
 Sequential that holds them needs fastbp importable.
 """
-import numpy as np
 import torch
 from torch import nn
 

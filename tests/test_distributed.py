@@ -181,3 +181,22 @@ def test_the_readme_job_runs_under_mpiexec(tmp_path):
     accuracy = float(result.stdout.split("validation accuracy ")[1])
     assert result.stdout.startswith("2 ranks") and accuracy > 0.85
     assert fastbp.load(tmp_path / "digits-mpi.fastbp").history_.n_epochs >= 4
+
+
+def test_load_rows_reads_one_ranks_rows_of_npz_and_npy_files(tmp_path):
+    from fastbp.distributed import load_rows
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((1000, 7)).astype(np.float32), np.arange(1000)
+    np.savez(tmp_path / "plain.npz", X=X, y=y, F=np.asfortranarray(X))
+    np.savez_compressed(tmp_path / "packed.npz", X=X, y=y, F=np.asfortranarray(X))
+    np.save(tmp_path / "X.npy", X)
+    for name in ("plain.npz", "packed.npz"):
+        np.testing.assert_array_equal(load_rows(tmp_path / name, "X", 100, 250), X[100:250])
+        np.testing.assert_array_equal(load_rows(tmp_path / name, "F", 3, 9), X[3:9])
+        np.testing.assert_array_equal(load_rows(tmp_path / name, "y", 990, 2000), y[990:])
+        with pytest.raises(ValueError, match="has no array 'Z'"):
+            load_rows(tmp_path / name, "Z", 0, 1)
+    np.testing.assert_array_equal(load_rows(tmp_path / "X.npy", None, 5, 9), X[5:9])
+    np.savez(tmp_path / "objects.npz", X=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="Python objects"):
+        load_rows(tmp_path / "objects.npz", "X", 0, 1)

@@ -55,6 +55,7 @@ class _Watchdog:
                 print(f"fastbp.distributed: rank {self.comm.rank}: {self._what} waited more "
                       f"than {self.timeout:g} s for the other ranks (one died or hangs); "
                       "aborting the job", file=sys.stderr, flush=True)
+                time.sleep(1.0)  # let the launcher forward the message before the kill
                 self.comm.Abort(1)
 
     @contextmanager

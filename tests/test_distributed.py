@@ -157,7 +157,9 @@ def test_a_rank_that_hangs_aborts_the_job_with_a_message_instead_of_hanging(tmp_
         trainer.fit(np.zeros((20, 4)), np.arange(20) % 2, epochs=1, verbose=0)
     """, timeout=100, check=False)
     assert result.returncode != 0
-    assert "rank 0: checking the inputs waited more than 2 s" in result.stderr
+    output = result.stdout + result.stderr
+    assert "rank 0: checking the inputs waited more than 2 s" in output, \
+        f"exit status {result.returncode}, output: {output[-2000:]!r}"
 
 
 def test_without_mpi4py_the_error_names_the_extra(monkeypatch):

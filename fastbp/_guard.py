@@ -115,6 +115,36 @@ class GuardedEpochs:
         return loss, None  # pragma: no cover
 
 
+class BestWeights:
+    """The parameters of the best epoch so far, put back when a fit ends.
+
+    ``ending(history)`` wraps a fit's loop: on ``KeyboardInterrupt`` it records
+    the stop in ``history`` and keeps the last epoch's weights (they go with the
+    optimizer state); on any other end it restores the best epoch's, if kept.
+    """
+
+    def __init__(self, params, enabled):
+        self.params, self.enabled, self.copy = params, enabled, None
+
+    def keep(self):
+        if self.enabled:
+            self.copy = self.params.copy()
+
+    @contextmanager
+    def ending(self, history):
+        interrupted = False
+        try:
+            yield
+        except KeyboardInterrupt:
+            interrupted = True
+            history.stopped_early, history.stop_reason = True, "interrupted"
+            raise
+        finally:
+            if (not interrupted and self.copy is not None
+                    and history.best_epoch != history.n_epochs - 1):
+                self.params[...] = self.copy
+
+
 class _Interrupt:
     pending = False
 

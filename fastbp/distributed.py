@@ -23,7 +23,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ._guard import GuardedEpochs, deferred_interrupt
+from ._guard import BestWeights, GuardedEpochs, deferred_interrupt
 from ._optional import require
 from ._threads import resolve_n_jobs, thread_limit
 from .history import History
@@ -213,74 +213,65 @@ class DistributedTrainer:
         guard = GuardedEpochs(None, model.params, state)
         history = History("accuracy" if model.is_classifier else "r2")
         model.history_ = history
-        best_params, best_loss, waited = None, np.inf, 0
+        best_loss, waited = np.inf, 0
+        best = BestWeights(model.params, restore_best)
         talk = self.rank == 0 and verbose >= 2
-        interrupted = False
-        try:
-            with thread_limit(1, n_threads), deferred_interrupt() as interrupt:
-                for epoch in range(epochs):
-                    start = time.perf_counter()
-                    if shuffle:
-                        perm = model._rng.permutation(X.shape[0])
-                    loss, failed = guard.run_steps(n_steps, run_range)
-                    if failed is not None:
-                        history.stopped_early, history.stop_reason = True, "diverged"
-                        if self.rank == 0:
-                            import warnings
-                            warnings.warn(f"training diverged at step {failed + 1} of epoch "
-                                          f"{epoch + 1}; the model keeps the parameters from "
-                                          "before that step", RuntimeWarning, stacklevel=2)
-                        break
-                    logs = {"loss": float(loss)}
-                    decision = None
+        with best.ending(history), thread_limit(1, n_threads), \
+                deferred_interrupt() as interrupt:
+            for epoch in range(epochs):
+                start = time.perf_counter()
+                if shuffle:
+                    perm = model._rng.permutation(X.shape[0])
+                loss, failed = guard.run_steps(n_steps, run_range)
+                if failed is not None:
+                    history.stopped_early, history.stop_reason = True, "diverged"
                     if self.rank == 0:
-                        improved = stop = False
-                        if val is not None:
-                            scores = model._evaluate(*val)
-                            logs["val_loss"] = scores["loss"]
-                            logs[f"val_{history.metric_name}"] = scores[history.metric_name]
-                            improved = scores["loss"] < best_loss
-                        history_logs = dict(logs)
-                        if any(cb(epoch, history_logs, model) is True for cb in callbacks):
-                            stop = "callback"
-                        decision = (logs, improved, stop)
-                    logs, improved, stop = self._bcast(decision, "the epoch's decisions")
-                    history.loss.append(logs["loss"])
-                    if "val_loss" in logs:
-                        history.val_loss.append(logs["val_loss"])
-                        history.val_metric.append(logs[f"val_{history.metric_name}"])
-                        if improved:
-                            best_loss, waited, history.best_epoch = logs["val_loss"], 0, epoch
-                            if restore_best:
-                                best_params = model.params.copy()
-                        else:
-                            waited += 1
-                    history.epoch_time.append(time.perf_counter() - start)
-                    if talk:
-                        fields = " ".join(f"{k}={v:.4g}" for k, v in logs.items())
-                        rate = sum(sizes) / history.epoch_time[-1]
-                        print(f"epoch {epoch + 1}/{epochs} {fields} ({rate:,.0f} samples/s, "
-                              f"{n_ranks} ranks)", flush=True)
-                    if patience is not None and waited >= patience:
-                        history.stopped_early, history.stop_reason = True, "patience"
-                        break
-                    if stop:
-                        history.stopped_early, history.stop_reason = True, stop
-                        break
-                    with self.watchdog.waiting("agreeing on an interrupt"):
-                        anyone = comm.allreduce(int(interrupt.pending), op=self.MPI.MAX)
-                    if anyone:  # every rank stops at the same epoch
-                        raise KeyboardInterrupt
-                if interrupt.pending:  # after the last collective: this rank alone may stop
+                        import warnings
+                        warnings.warn(f"training diverged at step {failed + 1} of epoch "
+                                      f"{epoch + 1}; the model keeps the parameters from "
+                                      "before that step", RuntimeWarning, stacklevel=2)
+                    break
+                logs = {"loss": float(loss)}
+                decision = None
+                if self.rank == 0:
+                    improved = stop = False
+                    if val is not None:
+                        scores = model._evaluate(*val)
+                        logs["val_loss"] = scores["loss"]
+                        logs[f"val_{history.metric_name}"] = scores[history.metric_name]
+                        improved = scores["loss"] < best_loss
+                    history_logs = dict(logs)
+                    if any(cb(epoch, history_logs, model) is True for cb in callbacks):
+                        stop = "callback"
+                    decision = (logs, improved, stop)
+                logs, improved, stop = self._bcast(decision, "the epoch's decisions")
+                history.loss.append(logs["loss"])
+                if "val_loss" in logs:
+                    history.val_loss.append(logs["val_loss"])
+                    history.val_metric.append(logs[f"val_{history.metric_name}"])
+                    if improved:
+                        best_loss, waited, history.best_epoch = logs["val_loss"], 0, epoch
+                        best.keep()
+                    else:
+                        waited += 1
+                history.epoch_time.append(time.perf_counter() - start)
+                if talk:
+                    fields = " ".join(f"{k}={v:.4g}" for k, v in logs.items())
+                    rate = sum(sizes) / history.epoch_time[-1]
+                    print(f"epoch {epoch + 1}/{epochs} {fields} ({rate:,.0f} samples/s, "
+                          f"{n_ranks} ranks)", flush=True)
+                if patience is not None and waited >= patience:
+                    history.stopped_early, history.stop_reason = True, "patience"
+                    break
+                if stop:
+                    history.stopped_early, history.stop_reason = True, stop
+                    break
+                with self.watchdog.waiting("agreeing on an interrupt"):
+                    anyone = comm.allreduce(int(interrupt.pending), op=self.MPI.MAX)
+                if anyone:  # every rank stops at the same epoch
                     raise KeyboardInterrupt
-        except KeyboardInterrupt:
-            interrupted = True
-            history.stopped_early, history.stop_reason = True, "interrupted"
-            raise
-        finally:
-            if (not interrupted and best_params is not None
-                    and history.best_epoch != history.n_epochs - 1):
-                model.params[...] = best_params
+            if interrupt.pending:  # after the last collective: this rank alone may stop
+                raise KeyboardInterrupt
         return history
 
 

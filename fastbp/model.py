@@ -13,7 +13,7 @@ from ._threads import resolve_n_jobs, thread_limit
 from .strategy import check_strategy, choose_strategy, thread_counts, unit_bounds
 from ._validation import (check_array, check_fraction, check_int, magnitude_limit,
                           too_large)
-from ._guard import GuardedEpochs, deferred_interrupt
+from ._guard import BestWeights, GuardedEpochs, deferred_interrupt
 from .history import History
 from .memory import check_fits
 from .kernels import sharded as KS
@@ -624,12 +624,13 @@ class MLP:
 
     def _train(self, epochs_runner, n, history, epochs, shuffle, val, patience, restore_best,
                callbacks, verbose, threads, on_divergence):
-        best_loss, best_params, waited = np.inf, None, 0
+        best_loss, waited = np.inf, 0
+        best = BestWeights(self._params, restore_best)
         bar = tqdm(total=epochs, unit="epoch", leave=False,
                    disable=not (verbose == 1 and sys.stderr.isatty()))
-        interrupted = False
         try:
-            with thread_limit(*threads), deferred_interrupt() as interrupt:
+            with best.ending(history), thread_limit(*threads), \
+                    deferred_interrupt() as interrupt:
                 for epoch in range(epochs):
                     start = time.perf_counter()
                     perm = self._rng.permutation(n) if shuffle else np.arange(n)
@@ -655,8 +656,7 @@ class MLP:
                         if scores["loss"] < best_loss:
                             best_loss, waited = scores["loss"], 0
                             history.best_epoch = epoch
-                            if restore_best:
-                                best_params = self._params.copy()
+                            best.keep()
                         else:
                             waited += 1
                     history.epoch_time.append(time.perf_counter() - start)
@@ -671,15 +671,8 @@ class MLP:
                         raise KeyboardInterrupt
                 if interrupt.pending:  # Ctrl-C in an epoch that ended the fit by a break
                     raise KeyboardInterrupt
-        except KeyboardInterrupt:
-            interrupted = True
-            history.stopped_early, history.stop_reason = True, "interrupted"
-            raise
         finally:
             bar.close()
-            if (not interrupted and best_params is not None
-                    and history.best_epoch != history.n_epochs - 1):
-                self._params[...] = best_params
 
     @staticmethod
     def _report(bar, verbose, epoch, epochs, logs, samples_per_s):

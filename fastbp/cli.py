@@ -21,7 +21,12 @@ MIN_STEPS_PER_EPOCH = 16
 
 
 class CLIError(Exception):
-    """A user mistake, reported as one line."""
+    """A user mistake, reported as one line (not at all when ``quiet``: another MPI rank
+    reports it)."""
+
+    def __init__(self, message, quiet=False):
+        super().__init__(message)
+        self.quiet = quiet
 
 
 class _Parser(argparse.ArgumentParser):
@@ -115,32 +120,74 @@ def load_data(source, target=None, synthetic=None, seed=0, need_target=True):
             raise
         except Exception as exc:
             raise CLIError(f"{source}: cannot read the .npz ({exc})") from None
-        if X.ndim != 2:
-            raise CLIError(f"{source}: X must be 2-d, got shape {X.shape}")
-        if X.dtype.kind not in "biuf":
-            raise CLIError(f"{source}: X must be numeric, got dtype {X.dtype}")
-        if 0 in X.shape:
-            raise CLIError(f"{source}: X has no {'rows' if X.shape[0] == 0 else 'columns'} "
-                           f"(shape {X.shape})")
-        if y is not None and y.ndim != 1:
-            raise CLIError(f"{source}: y must be 1-d (one target per row), got shape {y.shape}")
-        if y is not None and len(y) != len(X):
-            raise CLIError(f"{source}: X has {len(X)} rows but y has {len(y)}")
+        check_npz_arrays(source, X.shape, X.dtype, None if y is None else y.shape)
         return X.astype(float), y, None
     if path.suffix == ".csv":
         return _read_csv(path, target)
     raise CLIError(f"{source}: unknown data format (use .csv, .npz or an embedded name)")
 
 
-def _task(y, forced):
+def check_npz_arrays(source, x_shape, x_dtype, y_shape):
+    """The checks of an ``.npz``'s X and y that need only their shapes and X's dtype."""
+    if len(x_shape) != 2:
+        raise CLIError(f"{source}: X must be 2-d, got shape {x_shape}")
+    if x_dtype.kind not in "biuf":
+        raise CLIError(f"{source}: X must be numeric, got dtype {x_dtype}")
+    if 0 in x_shape:
+        raise CLIError(f"{source}: X has no {'rows' if x_shape[0] == 0 else 'columns'} "
+                       f"(shape {x_shape})")
+    if y_shape is not None and len(y_shape) != 1:
+        raise CLIError(f"{source}: y must be 1-d (one target per row), got shape {y_shape}")
+    if y_shape is not None and y_shape[0] != x_shape[0]:
+        raise CLIError(f"{source}: X has {x_shape[0]} rows but y has {y_shape[0]}")
+
+
+def target_facts(y):
+    """``(numbers, integral)``: y as floats (None if not numeric) and whether all are integers."""
+    numbers = _as_numbers(y)
+    return numbers, numbers is None or bool(np.all(numbers == np.round(numbers)))
+
+
+def decide_task(forced, numeric, integral, n_distinct):
+    """Classification for text or few distinct integers, else regression (unless forced)."""
     if forced != "auto":
         return forced
-    numbers = _as_numbers(y)
-    if numbers is None:
+    if not numeric:
         return "classification"
-    integral = np.all(numbers == np.round(numbers))
-    return ("classification" if integral and len(np.unique(numbers)) <= MAX_CLASSES_INFERRED
+    return ("classification" if integral and n_distinct <= MAX_CLASSES_INFERRED
             else "regression")
+
+
+def check_finite(source, X, numbers):
+    if not np.all(np.isfinite(X)):
+        raise CLIError(f"{source}: the features contain NaN or infinity")
+    if numbers is not None and not np.all(np.isfinite(numbers)):
+        raise CLIError(f"{source}: the target contains NaN or infinity")
+
+
+def encode_targets(source, y, numbers, task, classes):
+    """Class indices into ``classes``, or the numeric target of a regression."""
+    if task == "classification":
+        if len(classes) < 2:
+            raise CLIError(f"{source}: the target has a single class ({classes[0]!r})")
+        return np.searchsorted(classes, y)
+    if numbers is None:
+        raise CLIError(f"{source}: the target is not numeric; use --task classification")
+    return numbers
+
+
+def moments(A, total=None):
+    """Column means and standard deviations (0 → 1) of ``A``'s rows.
+
+    ``total`` sums an array over every rank (distributed training); the
+    default is this process's rows alone. Two passes, for accuracy.
+    """
+    total = total or (lambda v: v)
+    n = total(np.array([float(A.shape[0])]))[0]
+    mean = total(np.atleast_1d(A.sum(axis=0))) / n
+    std = np.sqrt(total(np.atleast_1d(((A - mean) ** 2).sum(axis=0))) / n)
+    std[std == 0] = 1.0
+    return mean, std
 
 
 # ---------------------------------------------------------------- commands
@@ -154,92 +201,92 @@ def _int_list(text, name):
     return values
 
 
-def cmd_train(args):
-    import fastbp
-    from sklearn.model_selection import train_test_split
+def train_options(args):
+    """The train options' checks that need no data: ``(synthetic, hidden)``."""
     synthetic = (_int_list(args.make_classification, "--make-classification")
                  if args.make_classification else None)
     if synthetic is not None and len(synthetic) != 3:
         raise CLIError("--make-classification takes N,F,C (samples, features, classes)")
-    X, y, features = load_data(args.data, args.target, synthetic, args.seed)
     hidden = _int_list(args.hidden, "--hidden")
-    task = _task(y, args.task)
-    if not np.all(np.isfinite(X)):
-        raise CLIError(f"{args.data}: the features contain NaN or infinity")
-    numbers = _as_numbers(y)
-    if numbers is not None and not np.all(np.isfinite(numbers)):
-        raise CLIError(f"{args.data}: the target contains NaN or infinity")
     if args.batch_size is not None and args.batch_size < 1:
         raise CLIError(f"--batch-size must be a positive integer, got {args.batch_size}")
-    if task == "classification":
-        classes, labels = np.unique(y, return_inverse=True)
-        if len(classes) < 2:
-            raise CLIError(f"{args.data}: the target has a single class ({classes[0]!r})")
-        out, targets, stratify = len(classes), labels, labels
-    else:
-        if numbers is None:
-            raise CLIError(f"{args.data}: the target is not numeric; use --task classification")
-        classes, out, targets, stratify = None, 1, numbers, None
     if not 0 < args.test_fraction < 1:
         raise CLIError(f"--test-fraction must be in (0, 1), got {args.test_fraction}")
-    try:
-        X_train, X_test, y_train, y_test = train_test_split(
-            X, targets, test_size=args.test_fraction, random_state=args.seed, stratify=stratify)
-    except ValueError as exc:
-        raise CLIError(f"cannot split {len(X)} samples for testing: {exc}") from None
-    mean, scale = X_train.mean(axis=0), X_train.std(axis=0)
-    scale[scale == 0] = 1.0
-    if task == "regression":  # trained on a standardised target, predictions scaled back
-        target_mean, target_scale = y_train.mean(), y_train.std() or 1.0
-        y_fit = (y_train - target_mean) / target_scale
-    else:
-        y_fit = y_train
-    n_fit = len(X_train) - int(len(X_train) * (args.val_fraction or 0))
-    batch_size = (args.batch_size if args.batch_size is not None
-                  else min(64, max(1, n_fit // MIN_STEPS_PER_EPOCH)))
-    model = fastbp.MLP([X.shape[1], *hidden, out], activation=args.activation,
-                       output="softmax" if task == "classification" else "identity",
+    if args.val_fraction is not None and not 0 <= args.val_fraction < 1:
+        raise CLIError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+    return synthetic, hidden
+
+
+def default_batch_size(args, n_fit, at_least=1):
+    return (args.batch_size if args.batch_size is not None
+            else min(64, max(at_least, n_fit // MIN_STEPS_PER_EPOCH)))
+
+
+def new_model(args, n_features, hidden, classes, inputs, target=None):
+    """The model (with the CLI's standardisation kept beside it) and its optimizer."""
+    import fastbp
+    model = fastbp.MLP([n_features, *hidden, 1 if classes is None else len(classes)],
+                       activation=args.activation,
+                       output="identity" if classes is None else "softmax",
                        seed=args.seed, dtype=args.dtype)
     model.classes_ = classes
-    model.input_mean_, model.input_scale_ = mean, scale
-    if task == "regression":
-        model.target_mean_, model.target_scale_ = np.array([target_mean]), np.array([target_scale])
-    model.feature_names_ = features
+    model.input_mean_, model.input_scale_ = inputs
+    if target is not None:
+        model.target_mean_, model.target_scale_ = target
     optimizers = {"adam": fastbp.optim.Adam, "adamw": fastbp.optim.AdamW, "sgd": fastbp.optim.SGD}
     kwargs = {"lr": args.lr}
     if args.optimizer == "sgd":
         kwargs["momentum"] = args.momentum
-    optimizer = optimizers[args.optimizer](**kwargs)
-    print(f"{model}\n{task}: {len(X_train)} training / {len(X_test)} test samples"
-          + (f", {out} classes" if classes is not None else ""), flush=True)
-    start = time.perf_counter()
-    try:
-        history = model.fit((X_train - mean) / scale, y_fit, optimizer=optimizer,
-                            epochs=args.epochs, batch_size=batch_size,
-                            validation_fraction=args.val_fraction or None,
-                            patience=args.patience, verbose=1 if sys.stderr.isatty() else 2,
-                            n_jobs=args.n_jobs)
-    except KeyboardInterrupt:  # fit stopped after a completed epoch: keep that work
-        done = model.history_.n_epochs if model.history_ is not None else 0
-        if args.out and done:
-            model.save(args.out)
-            print(f"interrupted after {done} epochs; saved: {args.out} "
-                  "(resume it in Python with fastbp.load)", file=sys.stderr)
-        else:
-            print(f"interrupted after {done} epochs", file=sys.stderr)
-        return 130
-    elapsed = time.perf_counter() - start
-    if task == "classification":
-        scores = model.evaluate((X_test - mean) / scale, y_test)
-        summary = f"test accuracy: {scores['accuracy']:.4f}  test loss: {scores['loss']:.4f}"
-    else:
-        pred = _predict_values(model, (X_test - mean) / scale)
-        rmse = float(np.sqrt(np.mean((pred - y_test) ** 2)))
-        r2 = 1 - np.sum((pred - y_test) ** 2) / max(np.sum((y_test - y_test.mean()) ** 2),
-                                                    np.finfo(float).tiny)
-        summary = f"test r2: {r2:.4f}  test rmse: {rmse:.4g}"
-    print(f"{summary}  "
-          f"({history.n_epochs} epochs in {elapsed:.2f} s"
+    return model, optimizers[args.optimizer](**kwargs)
+
+
+def standardised(model, X):
+    return (X - model.input_mean_) / model.input_scale_
+
+
+def fit_target(model, y):
+    """The target the model trains on: a regression target is standardised."""
+    if getattr(model, "target_mean_", None) is None:
+        return y
+    return (y - model.target_mean_[0]) / model.target_scale_[0]
+
+
+def interrupted(model, args, save=True):
+    """Ctrl-C stopped ``fit`` after a completed epoch: keep that work."""
+    done = model.history_.n_epochs if model.history_ is not None else 0
+    if save and args.out and done:
+        model.save(args.out)
+        print(f"interrupted after {done} epochs; saved: {args.out} "
+              "(resume it in Python with fastbp.load)", file=sys.stderr)
+    elif save:
+        print(f"interrupted after {done} epochs", file=sys.stderr)
+    return 130
+
+
+def test_sums(model, X, y):
+    """Sums over the test rows ``(X, y)`` (standardised X, y in its units) that
+    ``test_summary`` turns into scores; they add up over ranks."""
+    n = float(len(X))
+    if model.classes_ is not None:
+        scores = model.evaluate(X, y)
+        return np.array([n, scores["accuracy"] * n, scores["loss"] * n])
+    pred = _predict_values(model, X)
+    shifted = y - model.target_mean_[0]  # sums of squares without cancellation
+    return np.array([n, np.sum((pred - y) ** 2), shifted.sum(), np.sum(shifted ** 2)])
+
+
+def test_summary(sums, classification):
+    n = sums[0]
+    if classification:
+        return f"test accuracy: {sums[1] / n:.4f}  test loss: {sums[2] / n:.4f}"
+    sse, total_squares = sums[1], sums[3] - sums[2] ** 2 / n
+    r2 = 1 - sse / max(total_squares, np.finfo(float).tiny)
+    return f"test r2: {r2:.4f}  test rmse: {np.sqrt(sse / n):.4g}"
+
+
+def finish(args, model, history, elapsed, summary, detail=""):
+    """Print the test summary, save the model, draw the curves."""
+    print(f"{summary}  ({history.n_epochs} epochs in {elapsed:.2f} s{detail}"
           + (f", stopped: {history.stop_reason}" if history.stopped_early else "") + ")")
     if args.out:
         model.save(args.out)
@@ -250,6 +297,59 @@ def cmd_train(args):
         except ImportError as exc:
             raise CLIError(str(exc)) from None
         print(f"plot: {args.plot}")
+
+
+def _mpi_launch_size():
+    """How many processes an MPI launcher started (1 when not launched by one)."""
+    import os
+    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE"):
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 1
+
+
+def cmd_train(args):
+    from sklearn.model_selection import train_test_split
+    if args.distributed:
+        from .cli_distributed import train_distributed
+        return train_distributed(args)
+    if _mpi_launch_size() > 1:
+        print(f"fastbp: note: started by an MPI launcher with {_mpi_launch_size()} processes "
+              "but without --distributed, so each trains alone", file=sys.stderr)
+    synthetic, hidden = train_options(args)
+    X, y, features = load_data(args.data, args.target, synthetic, args.seed)
+    numbers, integral = target_facts(y)
+    check_finite(args.data, X, numbers)
+    task = decide_task(args.task, numbers is not None, integral,
+                       len(np.unique(y if numbers is None else numbers)))
+    classes = np.unique(y) if task == "classification" else None
+    targets = encode_targets(args.data, y, numbers, task, classes)
+    try:
+        X_train, X_test, y_train, y_test = train_test_split(
+            X, targets, test_size=args.test_fraction, random_state=args.seed,
+            stratify=targets if classes is not None else None)
+    except ValueError as exc:
+        raise CLIError(f"cannot split {len(X)} samples for testing: {exc}") from None
+    model, optimizer = new_model(args, X.shape[1], hidden, classes, moments(X_train),
+                                 None if classes is not None else moments(y_train))
+    model.feature_names_ = features
+    n_fit = len(X_train) - int(len(X_train) * (args.val_fraction or 0))
+    print(f"{model}\n{task}: {len(X_train)} training / {len(X_test)} test samples"
+          + (f", {len(classes)} classes" if classes is not None else ""), flush=True)
+    start = time.perf_counter()
+    try:
+        history = model.fit(standardised(model, X_train), fit_target(model, y_train),
+                            optimizer=optimizer, epochs=args.epochs,
+                            batch_size=default_batch_size(args, n_fit),
+                            validation_fraction=args.val_fraction or None,
+                            patience=args.patience, verbose=1 if sys.stderr.isatty() else 2,
+                            n_jobs=args.n_jobs)
+    except KeyboardInterrupt:
+        return interrupted(model, args)
+    elapsed = time.perf_counter() - start
+    finish(args, model, history, elapsed,
+           test_summary(test_sums(model, standardised(model, X_test), y_test),
+                        classes is not None))
     return 0
 
 
@@ -368,6 +468,9 @@ def build_parser():
     t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--n-jobs", type=int, default=None)
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI: run under mpiexec, each rank with its own "
+                        "rows (needs the mpi extra)")
     t.add_argument("--out", help="save the trained model here")
     t.add_argument("--plot", help="write the training curves here (PNG; needs matplotlib)")
     t.set_defaults(run=cmd_train)
@@ -401,7 +504,8 @@ def main(argv=None):
     try:
         return args.run(args)
     except CLIError as exc:
-        print(f"fastbp: error: {exc}", file=sys.stderr)
+        if not exc.quiet:
+            print(f"fastbp: error: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:  # fastbp's own input checks name the problem
         print(f"fastbp: error: {exc}", file=sys.stderr)

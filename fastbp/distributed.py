@@ -275,6 +275,45 @@ class DistributedTrainer:
         return history
 
 
+def array_header(path, name):
+    """``(shape, dtype, fortran, offset)`` of array ``name`` of an ``.npz`` (or an ``.npy``).
+
+    Reads the array's header only. ``offset`` is where its data starts in the
+    file, or None for a compressed ``.npz`` member (which cannot be
+    memory-mapped). Never unpickles.
+    """
+    import zipfile
+    from numpy.lib import format as npy
+
+    def read(f):
+        version = npy.read_magic(f)
+        read_header = npy.read_array_header_1_0 if version == (1, 0) else \
+            npy.read_array_header_2_0
+        shape, fortran, dtype = read_header(f)
+        if dtype.hasobject:
+            raise ValueError(f"{path}: {name} holds Python objects, which fastbp never loads")
+        return shape, dtype, fortran
+
+    path = str(path)
+    if path.endswith(".npy"):
+        with open(path, "rb") as f:
+            return (*read(f), f.tell())
+    with zipfile.ZipFile(path) as archive:
+        try:
+            info = archive.getinfo(name + ".npy")
+        except KeyError:
+            raise ValueError(f"{path} has no array {name!r}") from None
+        if info.compress_type != zipfile.ZIP_STORED:
+            with archive.open(info) as member:
+                return (*read(member), None)
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(30)  # the member's local header: its name and extra field follow
+        f.seek(info.header_offset + 30 + int.from_bytes(local[26:28], "little")
+               + int.from_bytes(local[28:30], "little"))
+        return (*read(f), f.tell())
+
+
 def load_rows(path, name, start, stop):
     """Rows ``start:stop`` of array ``name`` of an ``.npz`` (or of an ``.npy``), read alone.
 
@@ -284,32 +323,12 @@ def load_rows(path, name, start, stop):
     compressed member (``np.savez_compressed``) has to be decompressed whole.
     Never unpickles.
     """
-    import zipfile
-    from numpy.lib import format as npy
-    path = str(path)
-    if path.endswith(".npy"):
-        return np.array(np.load(path, mmap_mode="r", allow_pickle=False)[start:stop])
-    with zipfile.ZipFile(path) as archive:
-        try:
-            info = archive.getinfo(name + ".npy")
-        except KeyError:
-            raise ValueError(f"{path} has no array {name!r}") from None
-        if info.compress_type != zipfile.ZIP_STORED:
-            with archive.open(info) as member:
-                return np.array(npy.read_array(member, allow_pickle=False)[start:stop])
-    with open(path, "rb") as f:
-        f.seek(info.header_offset)
-        local = f.read(30)  # the member's local header: its name and extra field follow
-        data = info.header_offset + 30 + int.from_bytes(local[26:28], "little") \
-            + int.from_bytes(local[28:30], "little")
-        f.seek(data)
-        version = npy.read_magic(f)
-        read_header = npy.read_array_header_1_0 if version == (1, 0) else \
-            npy.read_array_header_2_0
-        shape, fortran, dtype = read_header(f)
-        offset = f.tell()
-    if dtype.hasobject:
-        raise ValueError(f"{path}: {name} holds Python objects, which fastbp never loads")
-    rows = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
+    shape, dtype, fortran, offset = array_header(path, name)
+    if offset is None:
+        import zipfile
+        from numpy.lib import format as npy
+        with zipfile.ZipFile(str(path)) as archive, archive.open(name + ".npy") as member:
+            return np.array(npy.read_array(member, allow_pickle=False)[start:stop])
+    rows = np.memmap(str(path), dtype=dtype, mode="r", offset=offset, shape=shape,
                      order="F" if fortran else "C")
     return np.array(rows[start:stop])

@@ -202,3 +202,91 @@ def test_load_rows_reads_one_ranks_rows_of_npz_and_npy_files(tmp_path):
     np.savez(tmp_path / "objects.npz", X=np.array([{"a": 1}], dtype=object))
     with pytest.raises(ValueError, match="Python objects"):
         load_rows(tmp_path / "objects.npz", "X", 0, 1)
+
+
+# ---------------------------------------------------------------- the command line
+def fastbp_cli(*args, n=2, cwd=None):
+    return subprocess.run([MPIEXEC, "-n", str(n), sys.executable, "-m", "fastbp", *args],
+                          capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_cli_trains_on_two_ranks_each_with_its_own_rows_of_an_npz(tmp_path):
+    from sklearn.datasets import make_classification
+    from sklearn.model_selection import train_test_split
+    X, y = make_classification(3001, 12, n_informative=6, n_classes=3, random_state=0)
+    y = np.array(["ant", "bee", "cat"])[y]
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    result = fastbp_cli("train", "data.npz", "--distributed", "--hidden", "32", "--epochs", "4",
+                        "--out", "model.fastbp", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # one rank speaks
+    assert result.stdout.count("test accuracy:") == 1 and result.stdout.count("saved:") == 1
+    assert "2 ranks with 1500–1501 rows each" in result.stdout
+    assert result.stdout.count("epoch 4/4") == 1
+
+    # the shards are contiguous row blocks; each rank holds out its own test rows
+    model = fastbp.load(tmp_path / "model.fastbp")
+    assert list(model.classes_) == ["ant", "bee", "cat"] and model.history_.n_epochs == 4
+    parts = [train_test_split(X[rows], np.searchsorted(model.classes_, y[rows]), test_size=0.2,
+                              random_state=rank, stratify=y[rows])
+             for rank, rows in enumerate([slice(0, 1500), slice(1500, 3001)])]
+    X_train = np.concatenate([p[0] for p in parts])
+    # the standardisation is the whole training set's, computed from sums over the ranks
+    np.testing.assert_allclose(model.input_mean_, X_train.mean(axis=0), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(model.input_scale_, X_train.std(axis=0), rtol=1e-10)
+    # and the printed test scores are those of every rank's test rows together
+    X_test, y_test = np.concatenate([p[1] for p in parts]), np.concatenate([p[3] for p in parts])
+    scores = model.evaluate((X_test - model.input_mean_) / model.input_scale_, y_test)
+    assert (f"test accuracy: {scores['accuracy']:.4f}  test loss: {scores['loss']:.4f}"
+            in result.stdout)
+
+    predicted = subprocess.run([sys.executable, "-m", "fastbp", "predict", "model.fastbp",
+                                "data.npz"], capture_output=True, text=True, cwd=tmp_path)
+    assert predicted.returncode == 0, predicted.stderr
+    expected = model.classes_[model.predict((X - model.input_mean_) / model.input_scale_)]
+    assert predicted.stdout.split()[1:] == list(expected)
+
+
+def test_cli_regression_on_two_ranks_scales_the_target_over_every_rank(tmp_path):
+    result = fastbp_cli("train", "diabetes", "--distributed", "--hidden", "16", "--epochs", "3",
+                        "--out", "model.fastbp", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("test r2:") == 1
+    assert "regression: 352 training / 90 test samples" in result.stdout  # 176 + 176 / 45 + 45
+    model = fastbp.load(tmp_path / "model.fastbp")
+    # every rank shuffled the rows with the seed and took its block; the test rows are its own
+    from sklearn.datasets import load_diabetes
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import train_test_split
+    X, y = load_diabetes(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(y))
+    parts = [train_test_split(X[rows], y[rows], test_size=0.2, random_state=rank)
+             for rank, rows in enumerate(np.array_split(order, 2))]
+    y_train = np.concatenate([p[2] for p in parts])
+    np.testing.assert_allclose(model.target_mean_, [y_train.mean()], rtol=1e-12)
+    np.testing.assert_allclose(model.target_scale_, [y_train.std()], rtol=1e-12)
+    X_test, y_test = np.concatenate([p[1] for p in parts]), np.concatenate([p[3] for p in parts])
+    pred = model.predict((X_test - model.input_mean_) / model.input_scale_)
+    pred = pred * model.target_scale_[0] + model.target_mean_[0]
+    assert f"test r2: {r2_score(y_test, pred):.4f}" in result.stdout
+
+
+def test_cli_a_mistake_on_one_rank_stops_every_rank_with_one_message(tmp_path):
+    X, y = np.random.default_rng(0).standard_normal((200, 3)), np.arange(200) % 2
+    X[150, 1] = np.nan  # in rank 1's rows
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    result = fastbp_cli("train", "data.npz", "--distributed", "--out", "model.fastbp",
+                        cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("fastbp: error: rank 1: data.npz: the features contain "
+                                     "NaN or infinity"), result.stderr[-2000:]
+    assert not (tmp_path / "model.fastbp").exists()
+
+
+def test_cli_distributed_without_mpi4py_names_the_extra(monkeypatch, capsys):
+    from fastbp import cli
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    monkeypatch.delitem(sys.modules, "mpi4py.MPI", raising=False)
+    assert cli.main(["train", "iris", "--distributed"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        'fastbp: error: fastbp train --distributed needs mpi4py.MPI: pip install "fastbp[mpi]"')

@@ -1,0 +1,193 @@
+"""``fastbp train DATA --distributed``: one process per MPI rank, each with its own rows.
+
+Run under ``mpiexec -n P fastbp train DATA --distributed ...``. The rows are
+split into P shards: an ``.npz`` in contiguous row blocks that each rank reads
+alone (memory-mapped, see ``fastbp.distributed.load_rows``), so no rank holds
+the whole file; a CSV, an embedded or a synthetic data set is small enough to
+read whole, and is shuffled (with ``--seed``) before the split. Each rank holds
+out ``--test-fraction`` of its shard for testing; rank 0 also holds out
+``--val-fraction`` of its training rows for validation and early stopping.
+
+Everything the single-process command computes from the whole data set is
+computed from sums over the ranks: the class list, the standardisation of the
+features and of a regression target, the default batch and the test scores,
+so the saved model is used exactly like one trained in one process. Only rank
+0 prints and writes files.
+
+A user mistake found on any rank (a shard with NaN, too few rows, ...) is
+agreed on before any rank goes on, so every rank exits with status 2 and rank
+0 prints one line naming the rank, instead of the others waiting for it.
+"""
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import cli
+from .cli import CLIError
+
+
+def _world():
+    from ._optional import require
+    try:
+        return require("mpi4py.MPI", "fastbp train --distributed", "mpi").COMM_WORLD
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _agreed(comm, local):
+    """Run ``local()`` on every rank; if it failed on any rank, fail on every rank."""
+    try:
+        result, problem = local(), None
+    except (CLIError, ValueError) as exc:
+        result, problem = None, str(exc)
+    problems = comm.allgather(problem)
+    failed = [(r, p) for r, p in enumerate(problems) if p is not None]
+    if len({p for _, p in failed}) == 1 and len(failed) == comm.size:
+        raise CLIError(failed[0][1])  # the same mistake everywhere: say it once
+    if failed:
+        raise CLIError("; ".join(f"rank {r}: {p}" for r, p in failed))
+    return result
+
+
+def _shard(args, synthetic, rank, size):
+    """``(X, y, features)``: this rank's rows."""
+    path = Path(args.data)
+    if synthetic is None and path.suffix == ".npz" and path.exists():
+        from .distributed import array_header, load_rows
+        try:
+            x_shape, x_dtype, _, _ = array_header(path, "X")
+            y_shape = array_header(path, "y")[0]
+        except ValueError as exc:
+            raise CLIError(f"{args.data}: an .npz needs arrays 'X' and 'y' ({exc})") from None
+        except Exception as exc:
+            raise CLIError(f"{args.data}: cannot read the .npz ({exc})") from None
+        cli.check_npz_arrays(args.data, x_shape, x_dtype, y_shape)
+        n = x_shape[0]
+        first, stop = n * rank // size, n * (rank + 1) // size
+        X = load_rows(path, "X", first, stop).astype(float)
+        return X, load_rows(path, "y", first, stop), None
+    X, y, features = cli.load_data(args.data, args.target, synthetic, args.seed)
+    order = np.random.default_rng(args.seed).permutation(len(X))
+    mine = order[len(X) * rank // size:len(X) * (rank + 1) // size]
+    return X[mine], y[mine], features
+
+
+def _split(args, X, targets, classification, rank):
+    """This rank's ``(X_train, X_test, y_train, y_test)``, stratified where the shard allows."""
+    from sklearn.model_selection import train_test_split
+    if len(X) < 2:
+        raise CLIError(f"its shard has {len(X)} row(s); each rank needs at least 2 "
+                       "(one to train on, one to test)")
+    split = dict(test_size=args.test_fraction, random_state=args.seed + rank)
+    try:
+        return train_test_split(X, targets, stratify=targets if classification else None,
+                                **split)
+    except ValueError:  # a class with a single row in this shard
+        return train_test_split(X, targets, **split)
+
+
+def _hold_out_validation(args, X, y):
+    """Rank 0's ``(X_fit, y_fit, validation_data)``."""
+    if not args.val_fraction:
+        return X, y, None
+    n_val = int(round(args.val_fraction * len(X)))
+    if not 1 <= n_val < len(X):
+        raise CLIError(f"--val-fraction {args.val_fraction} leaves {n_val} of rank 0's "
+                       f"{len(X)} training rows for validation; need at least one on each side")
+    order = np.random.default_rng(args.seed).permutation(len(X))
+    return X[order[n_val:]], y[order[n_val:]], (X[order[:n_val]], y[order[:n_val]])
+
+
+def _threads_per_rank(comm, MPI):
+    """The cores of this machine shared among the ranks running on it."""
+    on_this_machine = comm.Split_type(MPI.COMM_TYPE_SHARED).size
+    return max(1, len(os.sched_getaffinity(0)) // on_this_machine)
+
+
+def train_distributed(args):
+    comm = _world()
+    try:
+        return _train(args, comm)
+    except (CLIError, ValueError) as exc:
+        if comm.rank:  # every rank fails alike; rank 0 says it
+            raise CLIError(str(exc), quiet=True) from None
+        raise
+
+
+def _train(args, comm):
+    from mpi4py import MPI
+    rank, size = comm.rank, comm.size
+
+    def total(values):
+        values = np.ascontiguousarray(values, dtype=float)
+        comm.Allreduce(MPI.IN_PLACE, values, op=MPI.SUM)
+        return values
+
+    synthetic, hidden = _agreed(comm, lambda: cli.train_options(args))
+    if args.batch_size is not None and args.batch_size < size:
+        raise CLIError(f"--batch-size {args.batch_size} is smaller than the {size} ranks: "
+                       "every rank needs at least one row per step")
+
+    def load():
+        X, y, features = _shard(args, synthetic, rank, size)
+        numbers, integral = cli.target_facts(y)
+        cli.check_finite(args.data, X, numbers)
+        return X, y, features, numbers, integral
+
+    X, y, features, numbers, integral = _agreed(comm, load)
+    # the task and the class list from every rank's targets
+    # (more distinct values than a classification may have are not needed to decide)
+    facts = comm.allgather((numbers is not None, integral, X.shape[1],
+                            np.unique(y if numbers is None else numbers)
+                            [:cli.MAX_CLASSES_INFERRED + 1]))
+    if len({f[2] for f in facts}) > 1:
+        raise CLIError(f"{args.data}: the ranks read different numbers of features")
+    numeric, integral = all(f[0] for f in facts), all(f[1] for f in facts)
+    distinct = np.unique(np.concatenate([f[3] for f in facts]))
+    task = cli.decide_task(args.task, numeric, integral, len(distinct))
+    classes = None
+    if task == "classification":
+        classes = np.unique(np.concatenate(comm.allgather(np.unique(y))))
+    targets = cli.encode_targets(args.data, y, numbers, task, classes)
+
+    def split():
+        X_train, X_test, y_train, y_test = _split(args, X, targets, classes is not None, rank)
+        fit = _hold_out_validation(args, X_train, y_train) if rank == 0 else \
+            (X_train, y_train, None)
+        return X_train, X_test, y_train, y_test, fit
+
+    X_train, X_test, y_train, y_test, (X_fit, y_fit, validation) = _agreed(comm, split)
+    model, optimizer = cli.new_model(
+        args, X.shape[1], hidden, classes, cli.moments(X_train, total),
+        None if classes is not None else cli.moments(y_train, total))
+    model.feature_names_ = features
+    n_train, n_test, n_fit = total([len(X_train), len(X_test), len(X_fit)]).astype(int)
+    shard_sizes = comm.gather(len(X), root=0)
+    n_jobs = args.n_jobs if args.n_jobs is not None else _threads_per_rank(comm, MPI)
+    if rank == 0:
+        print(f"{model}\n{task}: {n_train} training / {n_test} test samples"
+              + (f", {len(classes)} classes" if classes is not None else "")
+              + f"; {size} ranks with {min(shard_sizes)}–{max(shard_sizes)} rows each, "
+              f"{n_jobs} thread(s) per rank", flush=True)
+    if validation is not None:
+        validation = (cli.standardised(model, validation[0]),
+                      cli.fit_target(model, validation[1]))
+    start = time.perf_counter()
+    try:
+        history = model.fit(cli.standardised(model, X_fit), cli.fit_target(model, y_fit),
+                            optimizer=optimizer, epochs=args.epochs,
+                            batch_size=cli.default_batch_size(args, n_fit, at_least=size),
+                            validation_data=validation, patience=args.patience,
+                            verbose=2 if rank == 0 else 0, n_jobs=n_jobs, comm=comm)
+    except KeyboardInterrupt:  # every rank stops at the same epoch
+        return cli.interrupted(model, args, save=rank == 0)
+    elapsed = time.perf_counter() - start
+    sums = total(cli.test_sums(model, cli.standardised(model, X_test), y_test))
+    if rank == 0:
+        cli.finish(args, model, history, elapsed, cli.test_summary(sums, classes is not None),
+                   detail=f" on {size} ranks")
+    sys.stdout.flush()
+    return 0

@@ -55,6 +55,14 @@ def measure(row, comm, repeats, threads):
             "message_bytes": (model.n_params + 2) * model.dtype.itemsize}
 
 
+def emit(results, path=None):
+    """The results as JSON on the last line of the output, and in ``path`` if given."""
+    print(json.dumps(results))
+    if path:
+        with open(path, "w") as f:
+            json.dump(results, f, indent=1)
+
+
 def main(argv=None):
     from mpi4py import MPI
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -72,10 +80,7 @@ def main(argv=None):
                   f"{r['samples_per_s']:,.0f} samples/s, step {r['step_ms']:.3f} ms "
                   f"(Allreduce {r['allreduce_ms_per_step']:.3f} ms of "
                   f"{r['message_bytes'] / 1e6:.2f} MB)")
-        print(json.dumps(results))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(results, f, indent=1)
+        emit(results, args.json)
 
 
 if __name__ == "__main__":

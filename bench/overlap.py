@@ -18,7 +18,6 @@ pass could save, because it gives the reduction a whole step of computation to
 hide behind, where a layer-by-layer overlap gets at most the backward pass.
 """
 import argparse
-import json
 import time
 
 import numpy as np
@@ -27,6 +26,7 @@ import fastbp
 from fastbp._threads import thread_limit
 from fastbp.kernels import train as K
 
+from .distributed import emit
 from .grid import GRID, make_data
 
 MODES = ("compute", "blocking", "overlapped")
@@ -103,10 +103,7 @@ def main(argv=None):
             print(f"{r['row']} ({r['message_bytes'] / 1e6:.2f} MB, async progress "
                   f"{r['async_progress']}): compute {c:.3f} ms, blocking {b:.3f} ms, "
                   f"overlapped {o:.3f} ms per step: {hidden:.0%} of the reduction hidden")
-        print(json.dumps(results))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(results, f, indent=1)
+        emit(results, args.json)
 
 
 if __name__ == "__main__":

@@ -204,6 +204,24 @@ def test_load_rows_reads_one_ranks_rows_of_npz_and_npy_files(tmp_path):
         load_rows(tmp_path / "objects.npz", "X", 0, 1)
 
 
+
+def test_a_rank_of_the_cli_reads_its_rows_of_an_npz_without_reading_the_whole_file(
+        tmp_path, monkeypatch):
+    from numpy.lib import format as npy
+    from fastbp import cli, cli_distributed
+    X, y = np.arange(3000.0).reshape(1000, 3), np.arange(1000) % 4
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+
+    def whole(*args, **kwargs):
+        raise AssertionError("a whole array was read")
+    monkeypatch.setattr(npy, "read_array", whole)
+    monkeypatch.setattr(np, "load", whole)
+    args = cli.build_parser().parse_args(["train", str(tmp_path / "data.npz"), "--distributed"])
+    X_mine, y_mine, _ = cli_distributed._shard(args, None, rank=1, size=3)
+    np.testing.assert_array_equal(X_mine, X[333:666])  # rank 1 of 3: the middle block
+    np.testing.assert_array_equal(y_mine, y[333:666])
+
+
 # ---------------------------------------------------------------- the command line
 def fastbp_cli(*args, n=2, cwd=None):
     return subprocess.run([MPIEXEC, "-n", str(n), sys.executable, "-m", "fastbp", *args],

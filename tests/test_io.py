@@ -183,6 +183,21 @@ def test_a_crash_while_saving_keeps_the_previous_file(tmp_path, monkeypatch):
     assert zipfile.is_zipfile(path)
 
 
+
+def test_a_saved_file_gets_the_usual_permissions_not_a_temporary_files(tmp_path):
+    import os
+    import stat
+    previous = os.umask(0o027)
+    try:
+        path = fastbp.MLP([3, 4, 2], seed=0).save(tmp_path / "new.fastbp")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640  # 0o666 under the umask
+        os.chmod(path, 0o604)
+        fastbp.MLP([3, 4, 2], seed=1).save(path)  # a replaced file keeps its permissions
+        assert stat.S_IMODE(path.stat().st_mode) == 0o604
+    finally:
+        os.umask(previous)
+
+
 # ---------------------------------------------------------------- scikit-learn estimators
 def fitted_estimators():
     import warnings

@@ -150,11 +150,12 @@ class _Interrupt:
 
 
 @contextmanager
-def deferred_interrupt():
+def deferred_interrupt(quiet=False):
     """Hold Ctrl-C (SIGINT) until the caller checks ``.pending`` at a safe point.
 
     Only in the main thread, and only while Python's default handler is
-    installed (a notebook's or the user's own handler is left alone).
+    installed (a notebook's or the user's own handler is left alone). Says
+    so on stderr unless ``quiet`` (an MPI rank other than 0: one line per job).
     """
     flag = _Interrupt()
     if (threading.current_thread() is not threading.main_thread()
@@ -163,7 +164,7 @@ def deferred_interrupt():
         return
 
     def hold(signum, frame):
-        if not flag.pending:
+        if not (flag.pending or quiet):
             print("\nfastbp: interrupted; stopping after the current epoch", file=sys.stderr)
         flag.pending = True
     signal.signal(signal.SIGINT, hold)

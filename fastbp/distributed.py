@@ -217,7 +217,7 @@ class DistributedTrainer:
         best = BestWeights(model.params, restore_best)
         talk = self.rank == 0 and verbose >= 2
         with best.ending(history), thread_limit(1, n_threads), \
-                deferred_interrupt() as interrupt:
+                deferred_interrupt(quiet=self.rank != 0) as interrupt:
             for epoch in range(epochs):
                 start = time.perf_counter()
                 if shuffle:

@@ -308,3 +308,27 @@ def test_cli_distributed_without_mpi4py_names_the_extra(monkeypatch, capsys):
     assert cli.main(["train", "iris", "--distributed"]) == 2
     assert capsys.readouterr().err.strip() == (
         'fastbp: error: fastbp train --distributed needs mpi4py.MPI: pip install "fastbp[mpi]"')
+
+
+def test_cli_ctrl_c_stops_every_rank_at_one_epoch_and_rank_0_saves(tmp_path):
+    import signal
+    proc = subprocess.Popen([MPIEXEC, "-n", "2", sys.executable, "-m", "fastbp", "train",
+                             "synthetic", "--make-classification", "4000,10,3", "--hidden", "32",
+                             "--distributed", "--epochs", "100000", "--out", "partial.fastbp"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path)
+    try:
+        for line in proc.stdout:
+            if line.startswith("epoch 3/"):
+                proc.send_signal(signal.SIGINT)  # the launcher passes it to every rank
+                break
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert lines[0] == "fastbp: interrupted; stopping after the current epoch", err
+    assert len(lines) == 2 and lines[1].startswith("interrupted after ") and "saved" in lines[1]
+    model = fastbp.load(tmp_path / "partial.fastbp")
+    assert model.history_.n_epochs >= 3 and model.history_.stop_reason == "interrupted"
+    assert f"interrupted after {model.history_.n_epochs} epochs" in lines[1]

@@ -218,8 +218,10 @@ def train_options(args):
 
 
 def default_batch_size(args, n_fit, at_least=1):
-    return (args.batch_size if args.batch_size is not None
-            else min(64, max(at_least, n_fit // MIN_STEPS_PER_EPOCH)))
+    """``--batch-size``, or 64 rows (fewer on small data, at least ``at_least``: the ranks)."""
+    if args.batch_size is not None:
+        return args.batch_size
+    return max(at_least, min(64, max(1, n_fit // MIN_STEPS_PER_EPOCH)))
 
 
 def new_model(args, n_features, hidden, classes, inputs, target=None):

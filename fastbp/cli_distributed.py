@@ -2,8 +2,8 @@
 
 Run under ``mpiexec -n P fastbp train DATA --distributed ...``. The rows are
 split into P shards: an ``.npz`` in contiguous row blocks that each rank reads
-alone (memory-mapped, see ``fastbp.distributed.load_rows``), so no rank holds
-the whole file; a CSV, an embedded or a synthetic data set is small enough to
+alone (memory-mapped, or a compressed member decompressed as a stream; see
+``fastbp.distributed.load_rows``), so no rank holds the whole file; a CSV, an embedded or a synthetic data set is small enough to
 read whole, and is shuffled (with ``--seed``) before the split. Each rank holds
 out ``--test-fraction`` of its shard for testing; rank 0 also holds out
 ``--val-fraction`` of its training rows for validation and early stopping.
@@ -27,6 +27,7 @@ import numpy as np
 
 from . import cli
 from .cli import CLIError
+from .distributed import DEFAULT_TIMEOUT, _Watchdog
 
 
 def _world():
@@ -37,31 +38,72 @@ def _world():
         raise CLIError(str(exc)) from None
 
 
-def _agreed(comm, local):
-    """Run ``local()`` on every rank; if it failed on any rank, fail on every rank."""
-    try:
-        result, problem = local(), None
-    except (CLIError, ValueError) as exc:
-        result, problem = None, str(exc)
-    problems = comm.allgather(problem)
-    failed = [(r, p) for r, p in enumerate(problems) if p is not None]
-    if len({p for _, p in failed}) == 1 and len(failed) == comm.size:
-        raise CLIError(failed[0][1])  # the same mistake everywhere: say it once
-    if failed:
-        raise CLIError("; ".join(f"rank {r}: {p}" for r, p in failed))
-    return result
+class _Ranks:
+    """The command's collective calls, each watched: a rank that died or hangs aborts the
+    job with a message after ``timeout`` seconds instead of leaving the others waiting."""
+
+    def __init__(self, comm, timeout=DEFAULT_TIMEOUT):
+        from mpi4py import MPI
+        self.comm, self.MPI = comm, MPI
+        self.rank, self.size = comm.rank, comm.size
+        self.watchdog = _Watchdog(comm, timeout)
+
+    def allgather(self, value, what):
+        with self.watchdog.waiting(what):
+            return self.comm.allgather(value)
+
+    def total(self, values, what="summing over the ranks"):
+        """Element-wise sums of ``values`` over the ranks (float64)."""
+        values = np.array(values, dtype=float)
+        with self.watchdog.waiting(what):
+            self.comm.Allreduce(self.MPI.IN_PLACE, values, op=self.MPI.SUM)
+        return values
+
+    def threads_per_rank(self):
+        """The cores of this machine shared among the ranks running on it."""
+        with self.watchdog.waiting("counting the ranks on each machine"):
+            on_this_machine = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED).size
+        return max(1, len(os.sched_getaffinity(0)) // on_this_machine)
+
+    def agreed(self, local, what):
+        """Run ``local()`` on every rank; if it failed on any rank, fail on every rank.
+
+        Everything that depends on a rank's own rows runs through here: a rank
+        that raised alone would leave the others waiting in their next collective.
+        """
+        try:
+            result, problem = local(), None
+        except (CLIError, ValueError) as exc:
+            result, problem = None, str(exc)
+        except Exception as exc:  # e.g. an OSError reading this rank's rows
+            result, problem = None, f"{type(exc).__name__}: {exc}"
+        problems = self.allgather(problem, what)
+        failed = [(r, p) for r, p in enumerate(problems) if p is not None]
+        if len({p for _, p in failed}) == 1 and len(failed) == self.size:
+            raise CLIError(failed[0][1])  # the same mistake everywhere: say it once
+        if failed:
+            raise CLIError("; ".join(f"rank {r}: {p}" for r, p in failed))
+        return result
 
 
 def _shard(args, synthetic, rank, size):
     """``(X, y, features)``: this rank's rows."""
     path = Path(args.data)
     if synthetic is None and path.suffix == ".npz" and path.exists():
+        import zipfile
         from .distributed import array_header, load_rows
+        if args.target is not None:
+            raise CLIError(f"--target names a CSV column; {args.data} is not a .csv file")
         try:
+            with zipfile.ZipFile(path) as archive:
+                arrays = [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
+            if "X" not in arrays or "y" not in arrays:
+                raise CLIError(f"{args.data}: an .npz needs arrays 'X' and 'y', found "
+                               f"{', '.join(arrays) or 'none'}")
             x_shape, x_dtype, _, _ = array_header(path, "X")
             y_shape = array_header(path, "y")[0]
-        except ValueError as exc:
-            raise CLIError(f"{args.data}: an .npz needs arrays 'X' and 'y' ({exc})") from None
+        except (CLIError, ValueError):
+            raise
         except Exception as exc:
             raise CLIError(f"{args.data}: cannot read the .npz ({exc})") from None
         cli.check_npz_arrays(args.data, x_shape, x_dtype, y_shape)
@@ -101,12 +143,6 @@ def _hold_out_validation(args, X, y):
     return X[order[n_val:]], y[order[n_val:]], (X[order[:n_val]], y[order[:n_val]])
 
 
-def _threads_per_rank(comm, MPI):
-    """The cores of this machine shared among the ranks running on it."""
-    on_this_machine = comm.Split_type(MPI.COMM_TYPE_SHARED).size
-    return max(1, len(os.sched_getaffinity(0)) // on_this_machine)
-
-
 def train_distributed(args):
     comm = _world()
     try:
@@ -118,15 +154,9 @@ def train_distributed(args):
 
 
 def _train(args, comm):
-    from mpi4py import MPI
-    rank, size = comm.rank, comm.size
-
-    def total(values):
-        values = np.ascontiguousarray(values, dtype=float)
-        comm.Allreduce(MPI.IN_PLACE, values, op=MPI.SUM)
-        return values
-
-    synthetic, hidden = _agreed(comm, lambda: cli.train_options(args))
+    ranks = _Ranks(comm)
+    rank, size = ranks.rank, ranks.size
+    synthetic, hidden = ranks.agreed(lambda: cli.train_options(args), "checking the options")
     if args.batch_size is not None and args.batch_size < size:
         raise CLIError(f"--batch-size {args.batch_size} is smaller than the {size} ranks: "
                        "every rank needs at least one row per step")
@@ -137,12 +167,12 @@ def _train(args, comm):
         cli.check_finite(args.data, X, numbers)
         return X, y, features, numbers, integral
 
-    X, y, features, numbers, integral = _agreed(comm, load)
+    X, y, features, numbers, integral = ranks.agreed(load, "reading the data")
     # the task and the class list from every rank's targets
     # (more distinct values than a classification may have are not needed to decide)
-    facts = comm.allgather((numbers is not None, integral, X.shape[1],
-                            np.unique(y if numbers is None else numbers)
-                            [:cli.MAX_CLASSES_INFERRED + 1]))
+    facts = ranks.allgather((numbers is not None, integral, X.shape[1],
+                             np.unique(y if numbers is None else numbers)
+                             [:cli.MAX_CLASSES_INFERRED + 1]), "comparing the targets")
     if len({f[2] for f in facts}) > 1:
         raise CLIError(f"{args.data}: the ranks read different numbers of features")
     numeric, integral = all(f[0] for f in facts), all(f[1] for f in facts)
@@ -150,23 +180,24 @@ def _train(args, comm):
     task = cli.decide_task(args.task, numeric, integral, len(distinct))
     classes = None
     if task == "classification":
-        classes = np.unique(np.concatenate(comm.allgather(np.unique(y))))
-    targets = cli.encode_targets(args.data, y, numbers, task, classes)
+        classes = np.unique(np.concatenate(ranks.allgather(np.unique(y), "listing the classes")))
 
     def split():
+        targets = cli.encode_targets(args.data, y, numbers, task, classes)
         X_train, X_test, y_train, y_test = _split(args, X, targets, classes is not None, rank)
         fit = _hold_out_validation(args, X_train, y_train) if rank == 0 else \
             (X_train, y_train, None)
         return X_train, X_test, y_train, y_test, fit
 
-    X_train, X_test, y_train, y_test, (X_fit, y_fit, validation) = _agreed(comm, split)
+    X_train, X_test, y_train, y_test, (X_fit, y_fit, validation) = ranks.agreed(
+        split, "splitting the data")
     model, optimizer = cli.new_model(
-        args, X.shape[1], hidden, classes, cli.moments(X_train, total),
-        None if classes is not None else cli.moments(y_train, total))
+        args, X.shape[1], hidden, classes, cli.moments(X_train, ranks.total),
+        None if classes is not None else cli.moments(y_train, ranks.total))
     model.feature_names_ = features
-    n_train, n_test, n_fit = total([len(X_train), len(X_test), len(X_fit)]).astype(int)
-    shard_sizes = comm.gather(len(X), root=0)
-    n_jobs = args.n_jobs if args.n_jobs is not None else _threads_per_rank(comm, MPI)
+    n_train, n_test, n_fit = ranks.total([len(X_train), len(X_test), len(X_fit)]).astype(int)
+    shard_sizes = ranks.allgather(len(X), "counting the rows")
+    n_jobs = args.n_jobs if args.n_jobs is not None else ranks.threads_per_rank()
     if rank == 0:
         print(f"{model}\n{task}: {n_train} training / {n_test} test samples"
               + (f", {len(classes)} classes" if classes is not None else "")
@@ -185,7 +216,8 @@ def _train(args, comm):
     except KeyboardInterrupt:  # every rank stops at the same epoch
         return cli.interrupted(model, args, save=rank == 0)
     elapsed = time.perf_counter() - start
-    sums = total(cli.test_sums(model, cli.standardised(model, X_test), y_test))
+    sums = ranks.total(ranks.agreed(
+        lambda: cli.test_sums(model, cli.standardised(model, X_test), y_test), "testing"))
     if rank == 0:
         cli.finish(args, model, history, elapsed, cli.test_summary(sums, classes is not None),
                    detail=f" on {size} ranks")

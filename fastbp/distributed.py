@@ -152,12 +152,16 @@ class DistributedTrainer:
             n_threads = resolve_n_jobs(n_jobs)
             problem = None
         except (ValueError, TypeError) as exc:
-            problem = f"{type(exc).__name__}: {exc}"
+            problem = (type(exc).__name__, str(exc))
         with self.watchdog.waiting("checking the inputs"):
             problems = comm.allgather(problem)
         failed = [(r, p) for r, p in enumerate(problems) if p is not None]
+        if len(failed) == comm.size and len(set(problems)) == 1:
+            kind, message = problem  # the same mistake on every rank: say it once
+            raise (TypeError if kind == "TypeError" else ValueError)(message)
         if failed:
-            raise ValueError("; ".join(f"rank {r}: {p}" for r, p in failed))
+            raise ValueError("; ".join(f"rank {r}: {kind}: {message}"
+                                       for r, (kind, message) in failed))
         with self.watchdog.waiting("exchanging the shard sizes"):
             sizes = comm.allgather(X.shape[0])
         n_ranks = comm.size
@@ -275,6 +279,17 @@ class DistributedTrainer:
         return history
 
 
+def _npy_header(f, path, name):
+    """``(shape, dtype, fortran)`` from the ``.npy`` header at ``f``'s position."""
+    from numpy.lib import format as npy
+    version = npy.read_magic(f)
+    read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+    shape, fortran, dtype = read_header(f)
+    if dtype.hasobject:
+        raise ValueError(f"{path}: {name} holds Python objects, which fastbp never loads")
+    return shape, dtype, fortran
+
+
 def array_header(path, name):
     """``(shape, dtype, fortran, offset)`` of array ``name`` of an ``.npz`` (or an ``.npy``).
 
@@ -283,21 +298,10 @@ def array_header(path, name):
     memory-mapped). Never unpickles.
     """
     import zipfile
-    from numpy.lib import format as npy
-
-    def read(f):
-        version = npy.read_magic(f)
-        read_header = npy.read_array_header_1_0 if version == (1, 0) else \
-            npy.read_array_header_2_0
-        shape, fortran, dtype = read_header(f)
-        if dtype.hasobject:
-            raise ValueError(f"{path}: {name} holds Python objects, which fastbp never loads")
-        return shape, dtype, fortran
-
     path = str(path)
     if path.endswith(".npy"):
         with open(path, "rb") as f:
-            return (*read(f), f.tell())
+            return (*_npy_header(f, path, name), f.tell())
     with zipfile.ZipFile(path) as archive:
         try:
             info = archive.getinfo(name + ".npy")
@@ -305,13 +309,35 @@ def array_header(path, name):
             raise ValueError(f"{path} has no array {name!r}") from None
         if info.compress_type != zipfile.ZIP_STORED:
             with archive.open(info) as member:
-                return (*read(member), None)
+                return (*_npy_header(member, path, name), None)
     with open(path, "rb") as f:
         f.seek(info.header_offset)
         local = f.read(30)  # the member's local header: its name and extra field follow
         f.seek(info.header_offset + 30 + int.from_bytes(local[26:28], "little")
                + int.from_bytes(local[28:30], "little"))
-        return (*read(f), f.tell())
+        return (*_npy_header(f, path, name), f.tell())
+
+
+def _compressed_rows(path, name, start, stop):
+    """Rows of a compressed member, decompressed as a stream: the rows before
+    ``start`` are skipped, the rows after ``stop`` never decompressed, and only
+    this rank's rows are held in memory (a Fortran-ordered array is read whole)."""
+    import zipfile
+    from numpy.lib import format as npy
+    with zipfile.ZipFile(str(path)) as archive, archive.open(name + ".npy") as member:
+        shape, dtype, fortran = _npy_header(member, path, name)
+        if fortran or not shape:
+            member.seek(0)
+            return np.array(npy.read_array(member, allow_pickle=False)[start:stop])
+        rows = range(shape[0])[start:stop]
+        row_bytes = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
+        to_skip = rows.start * row_bytes
+        while to_skip:  # in pieces: the skipped rows are never held
+            to_skip -= len(member.read(min(to_skip, 1 << 24)))
+        data = bytearray(len(rows) * row_bytes)
+        if member.readinto(data) != len(data):
+            raise ValueError(f"{path}: {name} is truncated")
+    return np.frombuffer(data, dtype=dtype).reshape((len(rows), *shape[1:]))
 
 
 def load_rows(path, name, start, stop):
@@ -320,15 +346,12 @@ def load_rows(path, name, start, stop):
     For data larger than one machine's memory: each rank reads only its own
     rows. Members of an uncompressed ``.npz`` (``np.savez``) and ``.npy``
     files are memory-mapped, so only the requested rows are read from disk; a
-    compressed member (``np.savez_compressed``) has to be decompressed whole.
-    Never unpickles.
+    compressed member (``np.savez_compressed``) is decompressed as a stream up
+    to the last requested row, holding only the requested rows. Never unpickles.
     """
     shape, dtype, fortran, offset = array_header(path, name)
     if offset is None:
-        import zipfile
-        from numpy.lib import format as npy
-        with zipfile.ZipFile(str(path)) as archive, archive.open(name + ".npy") as member:
-            return np.array(npy.read_array(member, allow_pickle=False)[start:stop])
+        return _compressed_rows(path, name, start, stop)
     rows = np.memmap(str(path), dtype=dtype, mode="r", offset=offset, shape=shape,
                      order="F" if fortran else "C")
     return np.array(rows[start:stop])

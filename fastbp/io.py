@@ -119,7 +119,10 @@ def _write_atomic(path, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
+        try:
+            os.chmod(tmp, mode)
+        except OSError:  # a file system without Unix permissions
+            pass
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

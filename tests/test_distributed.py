@@ -135,16 +135,21 @@ def test_ranks_that_disagree_raise_on_every_rank(tmp_path):
             model.fit(X, np.arange(10) % 2, comm=comm, verbose=0)
         except ValueError as exc:
             messages.append(str(exc))
+        try:  # the same mistake on every rank
+            model.fit(np.zeros((10, 4)), np.arange(10) % 2, comm=comm, verbose=0, epochs=0)
+        except ValueError as exc:
+            messages.append(str(exc))
         everyone = comm.gather(messages)  # one writer: the ranks' output streams interleave
         if rank == 0:
             print(json.dumps({"messages": everyone}))
     """)
     for messages in rank0_json(result)["messages"]:
-        assert len(messages) == 2
+        assert len(messages) == 3
         assert messages[0].startswith("the ranks disagree on the model: rank 0 has "
                                       "MLP(4-8[relu]-2[softmax]")
         assert "rank 1 has MLP(4-9[relu]-2[softmax]" in messages[0]
         assert messages[1] == "rank 1: ValueError: X contains NaN or infinity"
+        assert messages[2].startswith("epochs must be") and "rank" not in messages[2]
 
 
 def test_a_rank_that_hangs_aborts_the_job_with_a_message_instead_of_hanging(tmp_path):
@@ -205,27 +210,42 @@ def test_load_rows_reads_one_ranks_rows_of_npz_and_npy_files(tmp_path):
 
 
 
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed])
 def test_a_rank_of_the_cli_reads_its_rows_of_an_npz_without_reading_the_whole_file(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, save):
+    import zipfile
     from numpy.lib import format as npy
     from fastbp import cli, cli_distributed
     X, y = np.arange(3000.0).reshape(1000, 3), np.arange(1000) % 4
-    np.savez(tmp_path / "data.npz", X=X, y=y)
+    save(tmp_path / "data.npz", X=X, y=y)
 
     def whole(*args, **kwargs):
         raise AssertionError("a whole array was read")
     monkeypatch.setattr(npy, "read_array", whole)
     monkeypatch.setattr(np, "load", whole)
+    largest_read = []  # a compressed member is decompressed as a stream, in pieces
+    read = zipfile.ZipExtFile.read
+    monkeypatch.setattr(zipfile.ZipExtFile, "read",
+                        lambda self, n=-1: largest_read.append(n) or read(self, n))
     args = cli.build_parser().parse_args(["train", str(tmp_path / "data.npz"), "--distributed"])
     X_mine, y_mine, _ = cli_distributed._shard(args, None, rank=1, size=3)
     np.testing.assert_array_equal(X_mine, X[333:666])  # rank 1 of 3: the middle block
     np.testing.assert_array_equal(y_mine, y[333:666])
+    assert -1 not in largest_read and max(largest_read, default=0) <= 333 * 3 * 8
+
+
+def test_the_default_batch_gives_every_rank_a_row():
+    from fastbp import cli
+    args = cli.build_parser().parse_args(["train", "iris"])
+    assert cli.default_batch_size(args, 100_000, at_least=128) == 128
+    assert cli.default_batch_size(args, 100_000, at_least=2) == 64
+    assert cli.default_batch_size(args, 160, at_least=2) == 10
 
 
 # ---------------------------------------------------------------- the command line
-def fastbp_cli(*args, n=2, cwd=None):
+def fastbp_cli(*args, n=2, cwd=None, timeout=300):
     return subprocess.run([MPIEXEC, "-n", str(n), sys.executable, "-m", "fastbp", *args],
-                          capture_output=True, text=True, timeout=300, cwd=cwd)
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 def test_cli_trains_on_two_ranks_each_with_its_own_rows_of_an_npz(tmp_path):
@@ -299,6 +319,17 @@ def test_cli_a_mistake_on_one_rank_stops_every_rank_with_one_message(tmp_path):
     assert result.stderr.strip() == ("fastbp: error: rank 1: data.npz: the features contain "
                                      "NaN or infinity"), result.stderr[-2000:]
     assert not (tmp_path / "model.fastbp").exists()
+
+    # a mistake that shows only once a rank's targets are encoded (text in a regression
+    # target that lands on rank 1 after the shuffle) must not leave rank 0 waiting
+    rows = [f"{i},{i % 7},{'abc' if i == 77 else i + 0.5}" for i in range(100)]
+    (tmp_path / "mixed.csv").write_text("a,b,t\n" + "\n".join(rows) + "\n")
+    result = fastbp_cli("train", "mixed.csv", "--distributed", "--task", "regression",
+                        cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("mixed.csv: the target is not numeric; use --task "
+                                          "classification"), result.stderr[-2000:]
+    assert result.stderr.count("fastbp: error: rank ") == 1
 
 
 def test_cli_distributed_without_mpi4py_names_the_extra(monkeypatch, capsys):

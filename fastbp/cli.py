@@ -214,6 +214,8 @@ def train_options(args):
         raise CLIError(f"--test-fraction must be in (0, 1), got {args.test_fraction}")
     if args.val_fraction is not None and not 0 <= args.val_fraction < 1:
         raise CLIError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+    if args.patience is not None and not args.val_fraction:
+        raise CLIError("--patience stops on the validation loss: it needs --val-fraction > 0")
     return synthetic, hidden
 
 

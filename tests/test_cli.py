@@ -101,6 +101,8 @@ def test_user_mistakes_print_one_line_and_exit_2(files):
                match="--hidden")
     user_error("train", "synthetic", match="--make-classification")
     user_error("train", "digits", "--target", "x", match="not a .csv")
+    user_error("train", "iris", "--patience", "3", "--val-fraction", "0",
+               match="--patience stops on the validation loss: it needs --val-fraction > 0")
     (files / "broken.fastbp").write_bytes(b"not a model")
     user_error("info", files / "broken.fastbp", match="not a readable fastbp model")
     ok("train", files / "reg.npz", "--epochs", 1, "--out", files / "r1.fastbp")

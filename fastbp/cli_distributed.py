@@ -27,7 +27,7 @@ import numpy as np
 
 from . import cli
 from .cli import CLIError
-from .distributed import DEFAULT_TIMEOUT, _Watchdog
+from .distributed import DEFAULT_TIMEOUT, _Watchdog, ranks_problems
 
 
 def _world():
@@ -77,12 +77,9 @@ class _Ranks:
             result, problem = None, str(exc)
         except Exception as exc:  # e.g. an OSError reading this rank's rows
             result, problem = None, f"{type(exc).__name__}: {exc}"
-        problems = self.allgather(problem, what)
-        failed = [(r, p) for r, p in enumerate(problems) if p is not None]
-        if len({p for _, p in failed}) == 1 and len(failed) == self.size:
-            raise CLIError(failed[0][1])  # the same mistake everywhere: say it once
-        if failed:
-            raise CLIError("; ".join(f"rank {r}: {p}" for r, p in failed))
+        message = ranks_problems(self.allgather(problem, what))
+        if message:
+            raise CLIError(message)
         return result
 
 

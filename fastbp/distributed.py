@@ -67,6 +67,19 @@ class _Watchdog:
             self._since = None
 
 
+def ranks_problems(problems):
+    """The ranks' problems (None where a rank had none) as one message, or None.
+
+    Each is named with its rank; the same problem on every rank is named once.
+    """
+    failed = [(r, p) for r, p in enumerate(problems) if p is not None]
+    if not failed:
+        return None
+    if len(failed) == len(problems) and len(set(problems)) == 1:
+        return failed[0][1]
+    return "; ".join(f"rank {r}: {p}" for r, p in failed)
+
+
 class DistributedTrainer:
     """Train ``model`` on every rank of ``comm``, each rank with its own rows.
 
@@ -155,13 +168,12 @@ class DistributedTrainer:
             problem = (type(exc).__name__, str(exc))
         with self.watchdog.waiting("checking the inputs"):
             problems = comm.allgather(problem)
-        failed = [(r, p) for r, p in enumerate(problems) if p is not None]
-        if len(failed) == comm.size and len(set(problems)) == 1:
-            kind, message = problem  # the same mistake on every rank: say it once
+        if problem is not None and len(set(problems)) == 1:
+            kind, message = problem  # the same mistake on every rank: as in one process
             raise (TypeError if kind == "TypeError" else ValueError)(message)
-        if failed:
-            raise ValueError("; ".join(f"rank {r}: {kind}: {message}"
-                                       for r, (kind, message) in failed))
+        message = ranks_problems([p and f"{p[0]}: {p[1]}" for p in problems])
+        if message:
+            raise ValueError(message)
         with self.watchdog.waiting("exchanging the shard sizes"):
             sizes = comm.allgather(X.shape[0])
         n_ranks = comm.size

@@ -1,24 +1,39 @@
 """fastbp: fast CPU training of multilayer perceptrons with Numba kernels.
 
-Importing fastbp compiles nothing: kernels compile (or load from Numba's
-on-disk cache) the first time they run.
+Importing fastbp loads nothing heavy: the public names below are imported on
+first use (``fastbp.MLP`` loads the model and Numba, ``fastbp.MLPClassifier``
+scikit-learn's estimators), and kernels compile, or load from the on-disk
+cache, the first time a network calls them (``fastbp.specialize``).
 """
+import importlib
+
 from ._source_tree import register_sibling_kernels
 
 register_sibling_kernels(__path__[0])
 
-from ._cache import drop_stale_kernel_cache  # noqa: E402
-
-drop_stale_kernel_cache()
-
-from . import callbacks, optim  # noqa: E402
-from .gradcheck import check_gradients  # noqa: E402
-from .history import History  # noqa: E402
-from .model import MLP, DivergenceError  # noqa: E402
-from .estimators import MLPClassifier, MLPRegressor  # noqa: E402
-from .io import ModelFileError, load  # noqa: E402
-from .plotting import plot_history  # noqa: E402
-
 __version__ = "0.1.0"
-__all__ = ["MLP", "DivergenceError", "MLPClassifier", "MLPRegressor", "History", "ModelFileError", "callbacks",
-           "check_gradients", "load", "optim", "plot_history", "__version__"]
+
+# public name → the submodule that defines it
+_LAZY = {
+    "MLP": "model", "DivergenceError": "model",
+    "MLPClassifier": "estimators", "MLPRegressor": "estimators",
+    "History": "history", "ModelFileError": "io", "load": "io",
+    "check_gradients": "gradcheck", "plot_history": "plotting",
+}
+_SUBMODULES = ("callbacks", "optim")
+__all__ = sorted(_LAZY) + list(_SUBMODULES) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'fastbp' has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,50 +1,89 @@
-"""Thread counts of a call: Numba's parallel kernels and the BLAS they call.
+"""Thread counts of a call: how work is split, and how many threads run it.
 
-Numba's thread count is per calling thread; the BLAS limit (threadpoolctl) is
-one setting for the whole process. Calls running at the same time from
-several Python threads therefore share it: while any are running, the BLAS
-limit is the smallest any of them asked for (never oversubscribed), and the
-original setting comes back when the last one ends.
+Two numbers, kept apart so that results never depend on timing:
+
+- the number of **parts** (shards of a batch, column blocks of a layer) is
+  fixed by the settings: ``n_jobs`` if given, else the cores this process may
+  use (``numba.config.NUMBA_DEFAULT_NUM_THREADS``, the affinity mask). It
+  decides the reduction order, so the same settings give the same bits;
+- the number of **threads** that run those parts is at most the parts, Numba's
+  thread count in the calling thread, and what the caller allows (1 for a fit
+  started from a worker thread): it changes the speed, never the result.
+
+BLAS results depend on BLAS's own thread count, and a multi-threaded BLAS call
+on what other threads do with BLAS at the same time (``kernels.blas_threads``).
+So every fastbp call sets BLAS's thread count for its own thread
+(``kernel_threads``; the kernels do the same in their worker threads): one
+thread for every kernel but the ``blas`` strategy and L-BFGS, which use one
+BLAS thread per part and run alone among fastbp's calls (others wait for
+them, and they wait for others). Nested calls from the same thread (a
+callback that predicts) never wait. BLAS work that other libraries start in
+other threads at the same moment can still change the results of those two.
 
 Numba's ``workqueue`` threading layer, its fallback when neither OpenMP nor TBB
 can be loaded, aborts the process if two threads launch parallel kernels at the
 same time, even kernels set to one thread; under it, fastbp's calls take turns
 (``_parallel_gate``, re-entrant so that a callback of a fit may predict).
 """
-import os
 import threading
-from collections import Counter
 from contextlib import contextmanager, nullcontext
 from numbers import Integral
 
 import numba
-import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls: load it before scanning)
-from threadpoolctl import ThreadpoolController
+
+from .kernels import blas_threads
 
 _controller = None
-_lock = threading.Lock()
-_active_blas_limits = Counter()  # the limits of the calls now running
-_original_blas = None  # threadpoolctl's limiter holding the settings from before them
 _serial_launches = threading.RLock()
 _layer_is_threadsafe = None
 
 
-def _blas_controller():
-    """One scan of the loaded BLAS libraries per process (a scan costs milliseconds)."""
+def _set_blas_threads(n):
+    """Set BLAS's thread count for the calling thread; returns the previous setting.
+
+    Through the BLAS's thread-local call; without one (another BLAS than
+    OpenBLAS or MKL), through threadpoolctl's process-wide setting, which
+    gives no guarantee from threads other than the main one.
+    """
+    if blas_threads.AVAILABLE:
+        return blas_threads.set_local(n)
     global _controller
     if _controller is None:
+        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba calls, before the scan)
+        from threadpoolctl import ThreadpoolController
         _controller = ThreadpoolController()
-    return _controller
+    previous = [c.num_threads for c in _controller.select(user_api="blas").lib_controllers]
+    _controller.limit(limits=n, user_api="blas")
+    return max(previous, default=n)
 
 
-def resolve_n_jobs(n_jobs):
-    """Threads to use: None → Numba's current setting; -1 → all; k ≥ 1 → k (capped)."""
-    if n_jobs is None:
-        return numba.get_num_threads()
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral) or n_jobs == 0 or n_jobs < -1:
+def check_n_jobs(n_jobs):
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral)
+                               or n_jobs == 0 or n_jobs < -1):
         raise ValueError(f"n_jobs must be None, -1 or a positive integer, got {n_jobs!r}")
-    limit = numba.config.NUMBA_NUM_THREADS
-    return limit if n_jobs == -1 else min(int(n_jobs), limit, os.cpu_count() or 1)
+    return n_jobs
+
+
+def parts_for(n_jobs):
+    """How many parts the work is split into: ``n_jobs``, or the usable cores for None and -1."""
+    check_n_jobs(n_jobs)
+    if n_jobs is None or n_jobs == -1:
+        return max(1, int(numba.config.NUMBA_DEFAULT_NUM_THREADS))
+    return int(n_jobs)
+
+
+def threads_for(n_jobs, parts, allowed=None):
+    """How many threads run ``parts`` parts: never more than Numba allows in this thread.
+
+    ``n_jobs`` None follows Numba's current setting in the calling thread
+    (``numba.set_num_threads``); ``allowed`` is a further cap from the caller.
+    """
+    threads = min(parts, numba.config.NUMBA_NUM_THREADS)
+    if n_jobs is None:
+        threads = min(threads, numba.get_num_threads())
+    if allowed is not None:
+        threads = min(threads, allowed)
+    return max(1, threads)
 
 
 def threading_layer_is_threadsafe():
@@ -65,41 +104,74 @@ def _parallel_gate():
     return nullcontext() if threading_layer_is_threadsafe() else _serial_launches
 
 
-def _set_blas_limit(limit):
-    """Record a call's BLAS limit and apply the smallest of the running calls'."""
-    global _original_blas
-    with _lock:
-        first = not _active_blas_limits
-        _active_blas_limits[limit] += 1
-        limiter = _blas_controller().limit(limits=min(_active_blas_limits), user_api="blas")
-        if first:  # it remembers the settings from before any fastbp call
-            _original_blas = limiter
+class _AloneWithManyBlasThreads:
+    """Lets a call that wants several BLAS threads run alone among fastbp's calls.
+
+    A multi-threaded BLAS call's result changes when other threads call BLAS at
+    the same time; single-threaded calls do not disturb each other.
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._running = 0  # calls running with one BLAS thread
+        self._running_by = {}  # thread → how many of them it runs (nested)
+        self._owner = None  # the thread running alone
+        self._depth = 0
+
+    def acquire(self, n):
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:  # nested in this thread's own call that runs alone
+                self._depth += 1
+                return
+            mine = self._running_by.get(me, 0)
+            if n == 1:
+                while self._owner is not None:
+                    self._cond.wait()
+                self._running += 1
+                self._running_by[me] = mine + 1
+                return
+            # alone: wait until only this thread's own (suspended) calls remain
+            while self._owner is not None or self._running > mine:
+                self._cond.wait()
+            self._owner, self._depth = me, 1
+
+    def release(self, n):
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._owner = None
+            else:
+                self._running -= 1
+                left = self._running_by[me] - 1
+                if left:
+                    self._running_by[me] = left
+                else:
+                    del self._running_by[me]
+            self._cond.notify_all()
 
 
-def _unset_blas_limit(limit):
-    with _lock:
-        _active_blas_limits[limit] -= 1
-        if not _active_blas_limits[limit]:
-            del _active_blas_limits[limit]
-        if _active_blas_limits:
-            _blas_controller().limit(limits=min(_active_blas_limits), user_api="blas")
-        else:
-            _original_blas.restore_original_limits()
+_turns = _AloneWithManyBlasThreads()
 
 
 @contextmanager
-def thread_limit(numba_threads, blas_threads):
+def kernel_threads(numba_threads, blas_threads):
     """Run the body with these thread counts, then restore the previous settings.
 
-    BLAS is limited through threadpoolctl; a BLAS called from inside a
-    ``prange`` must get 1 thread, or the two thread pools oversubscribe the cores.
+    ``blas_threads`` is BLAS's thread count in the calling thread (the
+    kernels' worker threads set 1 for themselves). With ``blas_threads`` > 1
+    the body runs alone among fastbp's calls (see the module docstring).
     """
-    with _parallel_gate():  # first: a call waiting its turn must not throttle BLAS
+    with _parallel_gate():  # first: a call waiting its turn must not hold anything
+        _turns.acquire(blas_threads)
         previous = numba.get_num_threads()
         numba.set_num_threads(numba_threads)
-        _set_blas_limit(blas_threads)
+        previous_blas = _set_blas_threads(blas_threads)
         try:
             yield
         finally:
-            _unset_blas_limit(blas_threads)
+            _set_blas_threads(previous_blas)
             numba.set_num_threads(previous)
+            _turns.release(blas_threads)

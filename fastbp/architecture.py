@@ -1,65 +1,47 @@
-"""Names, codes and the flat-buffer layout of an MLP.
+"""Names, checks and the flat-buffer layout of an MLP, read from the registries.
 
 The flat parameter buffer holds, in this order: every layer's weights
-``W`` (``(fan_in, fan_out)``, row-major), every layer's bias, then the learnable
-slopes of the prelu layers. Weights first means weight decay applies to one
-leading slice of the buffer (``n_coefs`` entries).
+``W`` (``(fan_in, fan_out)``, row-major), every layer's bias, then the
+learnable γ of the layers that have one (prelu's slopes). Weights first means
+weight decay applies to one leading slice of the buffer (``n_coefs`` entries).
 """
 from numbers import Integral, Real
 
 import numpy as np
 
-from .kernels import activations as A
-from .kernels import losses as L
-from .kernels import train as T
+from . import specialize
+from .kernels import network as N
+from .kernels.activations import ACTIVATIONS
+from .kernels.losses import LOSSES
 
-HIDDEN_ACTIVATIONS = {
-    "identity": A.IDENTITY,
-    "logistic": A.LOGISTIC,
-    "tanh": A.TANH,
-    "relu": A.RELU,
-    "leaky_relu": A.LEAKY_RELU,
-    "prelu": A.PRELU,
-    "elu": A.ELU,
-    "softplus": A.SOFTPLUS,
-    "hard_logistic": A.HARD_LOGISTIC,
-    "hard_tanh": A.HARD_TANH,
-}
-OUTPUT_ACTIVATIONS = {**HIDDEN_ACTIVATIONS, "softmax": A.SOFTMAX, "exp": A.EXP}
-LOSSES = {
-    "cross_entropy": L.CROSS_ENTROPY,
-    "binary_cross_entropy": L.BINARY_CROSS_ENTROPY,
-    "squared_error": L.SQUARED_ERROR,
-    "poisson": L.POISSON,
-}
-# The matched pairs use δ = a − y; every other output goes through the chain rule.
-CANONICAL_LOSS = {
-    "softmax": "cross_entropy",
-    "logistic": "binary_cross_entropy",
-    "identity": "squared_error",
-    "exp": "poisson",
-}
-# γ of the parametrised activations: leaky_relu's slope, elu's scale, prelu's initial slope.
-DEFAULT_GAMMA = {"leaky_relu": 0.01, "prelu": 0.25, "elu": 1.0}
+HIDDEN_ACTIVATIONS = tuple(name for name, a in ACTIVATIONS.items() if a.hidden)
+OUTPUT_ACTIVATIONS = tuple(ACTIVATIONS)
+PUBLIC_LOSSES = tuple(name for name, loss in LOSSES.items() if loss.public)
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
 def natural_loss(output):
-    """The loss paired with ``output`` when none is given."""
-    return CANONICAL_LOSS.get(output, "squared_error")
+    """The loss paired with ``output`` when none is given: its canonical one, else squared error."""
+    for name in PUBLIC_LOSSES:
+        if LOSSES[name].canonical_output == output:
+            return name
+    return "squared_error"
+
+
+def check_output(output):
+    if not isinstance(output, str) or output not in ACTIVATIONS:
+        raise ValueError(f"unknown output {output!r}; choose one of {sorted(OUTPUT_ACTIVATIONS)}")
+    return output
 
 
 def check_loss(output, loss):
     """Raise ``ValueError`` unless ``loss`` is a known loss that fits ``output``."""
     if not isinstance(loss, str) or loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)}")
-    if loss == "cross_entropy" and output != "softmax":
-        raise ValueError(f"loss 'cross_entropy' needs output='softmax', got output={output!r}")
-    if loss == "binary_cross_entropy" and output != "logistic":
-        raise ValueError(
-            f"loss 'binary_cross_entropy' needs output='logistic', got output={output!r}")
-    if loss == "poisson" and output != "exp":
-        raise ValueError(f"loss 'poisson' needs output='exp', got output={output!r}")
+        raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(PUBLIC_LOSSES)}")
+    entry = LOSSES[loss]
+    if entry.gradient is None and output != entry.canonical_output:
+        raise ValueError(f"loss {loss!r} needs output={entry.canonical_output!r}, "
+                         f"got output={output!r}")
 
 
 def check_dtype(dtype):
@@ -97,7 +79,7 @@ def check_hidden_activations(activation, n_hidden):
             f"activation lists {len(names)} names for {n_hidden} hidden layer(s)")
     for name in names:
         if not isinstance(name, str) or name not in HIDDEN_ACTIVATIONS:
-            hint = " (softmax is an output only)" if name == "softmax" else ""
+            hint = f" ({name} is an output only)" if name in ACTIVATIONS else ""
             raise ValueError(
                 f"unknown hidden activation {name!r}{hint}; "
                 f"choose one of {sorted(HIDDEN_ACTIVATIONS)}")
@@ -105,14 +87,16 @@ def check_hidden_activations(activation, n_hidden):
 
 
 def check_gamma(gamma, names):
-    """γ for each layer: the user's value for the parametrised ones, or the default."""
+    """γ for each layer: the user's value for the layers whose activation has one, or the default."""
     if gamma is not None:
         if isinstance(gamma, bool) or not isinstance(gamma, Real) or not np.isfinite(gamma):
             raise ValueError(f"gamma must be a finite number, got {gamma!r}")
-        if gamma < 0 and any(n in ("leaky_relu", "elu") for n in names):
-            raise ValueError(f"gamma must be >= 0 for leaky_relu and elu, got {gamma}")
-    return [float(gamma) if (gamma is not None and n in DEFAULT_GAMMA)
-            else DEFAULT_GAMMA.get(n, 0.0) for n in names]
+        needs_sign = sorted({n for n in names if ACTIVATIONS[n].gamma == "constant"
+                             and not ACTIVATIONS[n].reads_z})
+        if gamma < 0 and needs_sign:
+            raise ValueError(f"gamma must be >= 0 for {' and '.join(needs_sign)}, got {gamma}")
+    return [float(gamma) if (gamma is not None and ACTIVATIONS[n].gamma)
+            else ACTIVATIONS[n].default_gamma for n in names]
 
 
 class Layout:
@@ -122,63 +106,72 @@ class Layout:
     ----------
     sizes : tuple of int, input size first
     activations : list of str, one per dense layer (the last is the output's)
-    layers : (n_layers, N_COLUMNS) int64 array, the kernels' view (see kernels.train)
+    layers : (n_layers, N_COLUMNS) int64 array, the kernels' view (see kernels.network)
+    hidden : tuple of str, the distinct hidden activations (``specialize.Config.hidden``)
     n_coefs, n_params : int
     total_units : int, units of all dense layers (the workspace row width)
-    has_prelu : bool
+    keeps_z : bool, whether any layer keeps its pre-activations
     """
 
     def __init__(self, sizes, activations, gamma_per_layer):
         self.sizes = sizes
         self.activations = activations
         self.gamma_per_layer = gamma_per_layer
+        self.hidden, kinds = specialize.kinds(activations)
+        entries = [ACTIVATIONS[name] for name in activations]
         n_layers = len(sizes) - 1
-        layers = np.zeros((n_layers, T.N_COLUMNS), dtype=np.int64)
+        layers = np.zeros((n_layers, N.N_COLUMNS), dtype=np.int64)
         w_off = 0
         for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers[l, [T.FAN_IN, T.FAN_OUT, T.W_OFF]] = fan_in, fan_out, w_off
-            layers[l, T.CODE] = OUTPUT_ACTIVATIONS[activations[l]]
+            layers[l, [N.FAN_IN, N.FAN_OUT, N.W_OFF]] = fan_in, fan_out, w_off
+            layers[l, N.KIND] = kinds[l]
+            layers[l, N.KEEPS_Z] = entries[l].reads_z
             w_off += fan_in * fan_out
         self.n_coefs = w_off
         offset = w_off
         for l in range(n_layers):
-            layers[l, T.B_OFF] = offset
+            layers[l, N.B_OFF] = offset
             offset += sizes[l + 1]
-        layers[:, T.G_OFF] = -1
+        layers[:, N.G_OFF] = -1
         for l in range(n_layers):
-            if activations[l] == "prelu":
-                layers[l, T.G_OFF] = offset
+            if entries[l].gamma == "learnable":
+                layers[l, N.G_OFF] = offset
                 offset += sizes[l + 1]
-        layers[:, T.UNIT_OFF] = np.concatenate([[0], np.cumsum(sizes[1:-1])])
+        layers[:, N.UNIT_OFF] = np.concatenate([[0], np.cumsum(sizes[1:-1])])
         self.n_params = offset
         self.layers = layers
         self.total_units = int(sum(sizes[1:]))
-        self.has_prelu = "prelu" in activations
+        self.keeps_z = any(e.reads_z for e in entries)
+
+    def constant_gammas(self, dtype):
+        """The kernels' ``gammas``: each layer's constant γ (0 where γ is learnable or unused)."""
+        return np.array([g if ACTIVATIONS[n].gamma == "constant" else 0.0
+                         for n, g in zip(self.activations, self.gamma_per_layer)], dtype=dtype)
 
     def views(self, flat):
         """``(coefs, intercepts, slopes)``: per-layer views of a flat buffer.
 
-        ``slopes`` is a dict {layer index: prelu slope view}.
+        ``slopes`` is a dict {layer index: learnable γ view}.
         """
         coefs, intercepts, slopes = [], [], {}
         for l, row in enumerate(self.layers):
-            fan_in, fan_out = int(row[T.FAN_IN]), int(row[T.FAN_OUT])
-            w, b = int(row[T.W_OFF]), int(row[T.B_OFF])
+            fan_in, fan_out = int(row[N.FAN_IN]), int(row[N.FAN_OUT])
+            w, b = int(row[N.W_OFF]), int(row[N.B_OFF])
             coefs.append(flat[w:w + fan_in * fan_out].reshape(fan_in, fan_out))
             intercepts.append(flat[b:b + fan_out])
-            if row[T.G_OFF] >= 0:
-                g = int(row[T.G_OFF])
+            if row[N.G_OFF] >= 0:
+                g = int(row[N.G_OFF])
                 slopes[l] = flat[g:g + fan_out]
         return coefs, intercepts, slopes
 
     def workspace(self, capacity, dtype, n_workers=None):
         """``(acts, zs, deltas)`` for batches of up to ``capacity`` rows.
 
-        Flat arrays, or ``(n_workers, size)`` arrays with one row per thread.
+        Flat arrays, or ``(n_workers, size)`` arrays with one row per worker.
         """
         size = capacity * self.total_units
         shape = (lambda k: k) if n_workers is None else (lambda k: (n_workers, k))
-        zs = np.empty(shape(size if self.has_prelu else 0), dtype=dtype)
+        zs = np.empty(shape(size if self.keeps_z else 0), dtype=dtype)
         return np.empty(shape(size), dtype=dtype), zs, np.empty(shape(size), dtype=dtype)
 
     def describe(self):

@@ -237,7 +237,7 @@ def new_model(args, n_features, hidden, classes, inputs, target=None):
     model.input_mean_, model.input_scale_ = inputs
     if target is not None:
         model.target_mean_, model.target_scale_ = target
-    optimizers = {"adam": fastbp.optim.Adam, "adamw": fastbp.optim.AdamW, "sgd": fastbp.optim.SGD}
+    optimizers = fastbp.optim.OPTIMIZERS
     kwargs = {"lr": args.lr}
     if args.optimizer == "sgd":
         kwargs["momentum"] = args.momentum
@@ -447,6 +447,8 @@ def cmd_bench(args):
 
 
 def build_parser():
+    from .architecture import HIDDEN_ACTIVATIONS
+    from .optim import OPTIMIZERS
     p = _Parser(prog="fastbp", description="Train and use MLPs on the CPU. "
                 "With no arguments: train on digits and report.")
     sub = p.add_subparsers(dest="command")
@@ -458,12 +460,13 @@ def build_parser():
     t.add_argument("--make-classification", metavar="N,F,C",
                    help="with 'synthetic': samples, features, classes")
     t.add_argument("--hidden", default="128", help="hidden layer sizes, e.g. 256,256")
-    t.add_argument("--activation", default="relu")
+    t.add_argument("--activation", default="relu", choices=HIDDEN_ACTIVATIONS,
+                   help="hidden activation (default: relu)")
     t.add_argument("--epochs", type=int, default=20)
     t.add_argument("--batch-size", type=int, default=None,
                    help="rows per step (default 64, fewer on small data: at least "
                         f"{MIN_STEPS_PER_EPOCH} steps per epoch)")
-    t.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam")
+    t.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
     t.add_argument("--val-fraction", type=float, default=0.1)

@@ -23,13 +23,13 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from . import specialize
 from ._guard import BestWeights, GuardedEpochs, deferred_interrupt
 from ._optional import require
-from ._threads import resolve_n_jobs, thread_limit
+from ._threads import kernel_threads, parts_for
 from .history import History
-from .kernels import losses as KL
-from .kernels import optim as KO
-from .kernels import train as K
+from .kernels.losses import batch_weight
+from .kernels.network import finish_summed_step, gather_rows
 
 DEFAULT_TIMEOUT = 600.0
 
@@ -162,7 +162,7 @@ class DistributedTrainer:
             if self.rank == 0 and validation_data is not None:
                 val = (model._check_X(validation_data[0], "X_val"),)
                 val += (model._check_targets(validation_data[1], val[0].shape[0], "y_val"),)
-            n_threads = resolve_n_jobs(n_jobs)
+            blas_threads = parts_for(n_jobs)  # fixed by the settings, as the reduction order
             problem = None
         except (ValueError, TypeError) as exc:
             problem = (type(exc).__name__, str(exc))
@@ -200,6 +200,9 @@ class DistributedTrainer:
         acts, zs, deltas = layout.workspace(mine, dtype)
         n_out = model.layer_sizes[-1]
         perm = np.arange(X.shape[0])
+        net = model._net(optimizer)
+        forward_backward = specialize.entry("forward_backward", dtype)
+        apply_update = specialize.entry("apply_update", dtype)
 
         def run_range(first, stop):
             hyper = optimizer.hyper()
@@ -207,21 +210,20 @@ class DistributedTrainer:
             for s in range(first, stop):
                 rows = perm[s * mine:(s + 1) * mine]
                 if rows.shape[0]:
-                    xb, yb = K.gather_rows(X, Y, rows, 0, rows.shape[0], x_batch, y_batch)
-                    summed[n_params] = K.forward_backward(
-                        xb, yb, model.params, grads, layout.layers, model._gammas,
-                        model._loss_code, model._canonical, 0.0, 0.0, 1.0, acts, zs, deltas)
-                    summed[n_params + 1] = KL.batch_weight(yb, n_out)
+                    xb, yb = gather_rows(X, Y, rows, 0, rows.shape[0], x_batch, y_batch)
+                    summed[n_params] = forward_backward(
+                        net, xb, yb, model.params, grads, layout.layers, model._gammas, 0.0, 0.0,
+                        1.0, acts, zs, deltas)
+                    summed[n_params + 1] = batch_weight(yb, n_out)
                 else:
                     summed[:] = 0
                 self._allreduce(summed, "the gradient reduction")
                 step_weight = float(summed[n_params + 1])
-                loss = K.finish_summed_step(summed, model.params, model.n_coefs,
-                                            optimizer.l2, 0.0)
+                loss = finish_summed_step(summed, model.params, model.n_coefs, optimizer.l2, 0.0)
                 if not np.isfinite(loss):
                     return np.nan  # before this step's update, as the epoch kernels
-                KO.apply_update(optimizer.code, model.params, grads, state.buffers, hyper,
-                                state.step + (s - first) + 1, state.n_decay)
+                apply_update(net, model.params, grads, state.buffers, hyper,
+                             state.step + (s - first) + 1, state.n_decay)
                 total += loss * step_weight
                 weight += step_weight
             return total / weight
@@ -232,7 +234,7 @@ class DistributedTrainer:
         best_loss, waited = np.inf, 0
         best = BestWeights(model.params, restore_best)
         talk = self.rank == 0 and verbose >= 2
-        with best.ending(history), thread_limit(1, n_threads), \
+        with best.ending(history), kernel_threads(1, blas_threads), \
                 deferred_interrupt(quiet=self.rank != 0) as interrupt:
             for epoch in range(epochs):
                 start = time.perf_counter()

@@ -37,22 +37,19 @@ from sklearn.utils.validation import validate_data
 from tqdm.auto import tqdm
 
 from . import architecture as arch
+from . import specialize
 from ._guard import GuardedEpochs, deferred_interrupt, scratch_like
-from ._threads import resolve_n_jobs, thread_limit
+from ._threads import check_n_jobs, kernel_threads, parts_for, threads_for
 from .memory import check_fits
-from .kernels import losses as KL
-from .kernels import train as K
+from .kernels.losses import batch_weight
 from .model import MLP
 from .optim import SGD, Adam
-from .strategy import choose_strategy, thread_counts
+from .strategy import resolve, thread_counts
 
-# scikit-learn's output activation names → fastbp's, with the loss it trains
-_OUTPUTS = {
-    "softmax": ("softmax", "cross_entropy", KL.CROSS_ENTROPY),
-    "logistic": ("logistic", "binary_cross_entropy", KL.BINARY_CROSS_ENTROPY),
-    "identity": ("identity", "squared_error", KL.MEAN_SQUARED_ERROR),
-    "exp": ("exp", "poisson", KL.POISSON),
-}
+# scikit-learn's output activation → the loss fastbp trains it with (scikit-learn's
+# squared error averages the loss value over the outputs, not its gradient)
+LOSS_OF_OUTPUT = {"softmax": "cross_entropy", "logistic": "binary_cross_entropy",
+                  "identity": "sklearn_squared_error", "exp": "poisson"}
 
 _EXTRA_CONSTRAINTS = {
     "activation": [StrOptions(set(arch.HIDDEN_ACTIVATIONS))],
@@ -130,9 +127,8 @@ class _FastbpMLP:
                 and all(b is n for b, n in zip(self.intercepts_, net.intercepts_))):
             return net
         sizes = [self.coefs_[0].shape[0]] + [b.shape[0] for b in self.intercepts_]
-        output, loss, loss_code = _OUTPUTS[self.out_activation_]
-        net = MLP(sizes, activation=self.activation, output=output, loss=loss, dtype=dtype)
-        net._loss_code = loss_code  # scikit-learn's squared error divides by the outputs
+        net = MLP(sizes, activation=self.activation, output=self.out_activation_,
+                  loss=LOSS_OF_OUTPUT[self.out_activation_], dtype=dtype)
         slopes = getattr(self, "slopes_", None) or {}
         for l, W in enumerate(self.coefs_):
             net.coefs_[l][...] = W
@@ -204,7 +200,7 @@ class _FastbpMLP:
             rows = y.shape[0] * 3 * units
         else:
             batch = min(200 if self.batch_size == "auto" else self.batch_size, y.shape[0])
-            rows = batch * 3 * units * (1 + self._threads())
+            rows = batch * 3 * units * (1 + parts_for(self.n_jobs))
         # parameter-sized: scikit-learn's coefs and gradients, the flat buffer and its
         # gradient, the optimizer state and the guard's copies, the best and packed copies
         check_fits(np.dtype(dtype).itemsize * (13 * n_params + rows),
@@ -219,16 +215,18 @@ class _FastbpMLP:
             self.slopes_ = dict(net.slopes_)
 
     def _threads(self):
-        """``n_jobs`` resolved; ``None`` outside the main thread means 1.
+        """``(parts, threads)`` for ``n_jobs``; ``None`` outside the main thread runs on 1 thread.
 
         Fits started from worker threads (joblib's threading backend under
         ``GridSearchCV(n_jobs=k)``, for instance) run side by side, so each takes
         one core by default instead of all of them; joblib's process workers
-        already get ``NUMBA_NUM_THREADS`` set to their share.
+        already get ``NUMBA_NUM_THREADS`` set to their share. The work is split
+        into the same parts either way, so the results are the same.
         """
-        if self.n_jobs is None and threading.current_thread() is not threading.main_thread():
-            return 1
-        return resolve_n_jobs(self.n_jobs)
+        parts = parts_for(check_n_jobs(self.n_jobs))
+        allowed = (1 if self.n_jobs is None
+                   and threading.current_thread() is not threading.main_thread() else None)
+        return parts, threads_for(self.n_jobs, parts, allowed)
 
     @staticmethod
     def _dense(X, dtype):
@@ -306,8 +304,8 @@ class _FastbpMLP:
         X = self._dense(X, dtype)
         if X.shape[0] == 0:
             return np.empty((0, net.layer_sizes[-1]), dtype=dtype)
-        with thread_limit(self._threads(), 1):
-            return net._forward(X)
+        _, threads = self._threads()
+        return net._forward(X, n_jobs=self.n_jobs, allowed_threads=threads)
 
     # ---------------------------------------------------------------- stochastic solvers
     def _fit_stochastic(self, X, y, sample_weight, activations, deltas, coef_grads,
@@ -354,10 +352,10 @@ class _FastbpMLP:
 
         X_train = self._dense(X_train, dtype)
         Y_train = self._targets(y_train, sw_train, dtype)
-        n_threads = self._threads()
-        strategy = choose_strategy(net._layout, batch_size, n_threads)
+        parts, threads = self._threads()
+        strategy = resolve("auto", net._layout, batch_size, parts)
         run_epoch = net._epoch_runner(X_train, Y_train, schedule.optimizer, schedule.state,
-                                      batch_size, strategy, n_threads,
+                                      batch_size, strategy, parts,
                                       l2_per_weight=float(self.alpha))
         epochs_runner = GuardedEpochs(run_epoch, net.params, schedule.state, batch_size,
                                       owner=self)
@@ -366,7 +364,7 @@ class _FastbpMLP:
                    disable=not self.progress)
         try:
             self.n_iter_ = 0
-            with (thread_limit(*thread_counts(strategy, n_threads)),
+            with (kernel_threads(*thread_counts(strategy, parts, threads)),
                   deferred_interrupt() as interrupt):
                 for it in range(self.max_iter):
                     if interrupt.pending:  # between epochs: weights and counters agree
@@ -429,12 +427,8 @@ class _FastbpMLP:
     def _validation_loss(self, net, X_val, Y_val):
         """Mean (weighted) loss of the validation rows, without the L2 penalty."""
         X = self._dense(X_val, net.dtype)
-        n_out = net.layer_sizes[-1]
-        out = np.empty((X.shape[0], n_out), dtype=net.dtype)
-        acts, zs, deltas = net._layout.workspace(min(X.shape[0], 4096), net.dtype)
-        total = K.evaluate_rows(X, Y_val, net.params, net._layout.layers, net._gammas,
-                                net._loss_code, acts, zs, deltas, out)
-        return float(total * X.shape[0] / KL.batch_weight(Y_val, n_out))
+        loss = net._evaluate(X, Y_val)["loss"]
+        return float(loss * X.shape[0] / batch_weight(Y_val, net.layer_sizes[-1]))
 
     # ---------------------------------------------------------------- L-BFGS
     def _fit_lbfgs(self, X, y, sample_weight, activations, deltas, coef_grads,
@@ -443,19 +437,23 @@ class _FastbpMLP:
         net = self._network(dtype)
         X = self._dense(X, dtype)
         Y = self._targets(y, sample_weight, dtype)
-        norm = KL.batch_weight(Y, net.layer_sizes[-1])
+        norm = batch_weight(Y, net.layer_sizes[-1])
         grads = np.empty_like(net.params)
         acts, zs, work = net._layout.workspace(X.shape[0], dtype)
         layers, gammas = net._layout.layers, net._gammas
         alpha = float(self.alpha)
+        forward_backward = specialize.entry("forward_backward", dtype)
+        functions = net._net()
 
         def loss_and_grad(x):
             net.params[...] = x
-            loss = K.forward_backward(X, Y, net.params, grads, layers, gammas, net._loss_code,
-                                      net._canonical, 0.0, alpha, norm, acts, zs, work)
+            loss = forward_backward(functions, X, Y, net.params, grads, layers, gammas, 0.0,
+                                    alpha, norm, acts, zs, work)
             return float(loss), grads.astype(np.float64)
 
-        with thread_limit(1, self._threads()):
+        # all rows in one product on BLAS's threads, one per part (a call that runs alone)
+        parts, _ = self._threads()
+        with kernel_threads(1, parts):
             result = scipy.optimize.minimize(
                 loss_and_grad, net.params.astype(np.float64), method="L-BFGS-B", jac=True,
                 options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})

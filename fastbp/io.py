@@ -43,7 +43,7 @@ from .history import History
 
 FORMAT = "fastbp-model"
 VERSION = 1
-OPTIMIZERS = {"SGD": optim.SGD, "Adam": optim.Adam, "AdamW": optim.AdamW}
+OPTIMIZERS = {cls.__name__: cls for cls in optim.OPTIMIZERS.values()}
 
 
 class ModelFileError(ValueError):
@@ -354,7 +354,7 @@ def save_estimator(est, path):
 def load_estimator(meta, arrays, path):
     from sklearn.preprocessing import LabelBinarizer
 
-    from .estimators import _OUTPUTS, MLPClassifier, MLPRegressor, _Schedule
+    from .estimators import LOSS_OF_OUTPUT, MLPClassifier, MLPRegressor, _Schedule
     from .model import MLP
     cls = {"MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor}[meta["kind"]]
     try:
@@ -366,12 +366,11 @@ def load_estimator(meta, arrays, path):
     if fitted is None:
         return est
     try:
-        output, loss, loss_code = _OUTPUTS[fitted["out_activation_"]]
-        net = MLP(fitted["layer_sizes"], activation=est.activation, output=output, loss=loss,
-                  dtype=fitted["dtype"])
+        output = fitted["out_activation_"]
+        net = MLP(fitted["layer_sizes"], activation=est.activation, output=output,
+                  loss=LOSS_OF_OUTPUT[output], dtype=fitted["dtype"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: the network cannot be rebuilt ({exc})") from None
-    net._loss_code = loss_code
     params = arrays["params"]
     if params.shape != (net.n_params,) or params.dtype != net.dtype:
         raise ModelFileError(f"{path}: {params.shape} {params.dtype} parameters do not fit "

@@ -8,24 +8,28 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import architecture as arch
+from . import specialize
 from ._optional import require
-from ._threads import resolve_n_jobs, thread_limit
-from .strategy import check_strategy, choose_strategy, thread_counts, unit_bounds
+from ._threads import kernel_threads, parts_for, threads_for
+from .strategy import check_strategy, resolve, thread_counts, unit_bounds
 from ._validation import (check_array, check_fraction, check_int, magnitude_limit,
                           too_large)
 from ._guard import BestWeights, GuardedEpochs, deferred_interrupt
 from .history import History
 from .memory import check_fits
-from .kernels import sharded as KS
-from .kernels import columns as KC
-from .kernels import train as K
 from .kernels.checks import all_finite
+from .kernels.losses import LOSSES
 from .optim import Adam, Optimizer
 
-# Rows forwarded at once by predict/evaluate: bounds their workspace memory.
-PREDICT_CHUNK = 4096
-# Below this many rows per thread, prediction stays on one thread.
-PARALLEL_PREDICT_MIN_ROWS = 256
+# Rows forwarded at once by predict and evaluate, alone or on several threads:
+# fixed, so that a row's output does not depend on how many rows or threads
+# there are (BLAS may round a product of another height differently); it also
+# bounds their workspace memory.
+PREDICT_CHUNK = 512
+# Prediction runs its chunks on several threads only from this many multiply-adds
+# on: below, the parallel kernel's launch costs more than it saves (and a first
+# call compiles it); the chunks, and so the results, are the same either way.
+PARALLEL_PREDICT_MIN_MACS = 2 ** 25
 
 
 def r2_score(Y, out):
@@ -100,9 +104,7 @@ class MLP:
                  dtype="float32", seed=None, gamma=None):
         sizes = arch.check_layer_sizes(layer_sizes)
         hidden = arch.check_hidden_activations(activation, len(sizes) - 2)
-        if not isinstance(output, str) or output not in arch.OUTPUT_ACTIVATIONS:
-            raise ValueError(f"unknown output {output!r}; choose one of "
-                             f"{sorted(arch.OUTPUT_ACTIVATIONS)}")
+        arch.check_output(output)
         loss = arch.natural_loss(output) if loss is None else loss
         arch.check_loss(output, loss)
         if output == "softmax" and sizes[-1] < 2:
@@ -123,11 +125,8 @@ class MLP:
         self.seed = seed
         self.gamma = gamma
         self._layout = arch.Layout(sizes, names, gammas)
-        self._loss_code = arch.LOSSES[loss]
-        self._canonical = arch.CANONICAL_LOSS.get(output) == loss
-        # constant γ per layer for the kernels (prelu reads its slopes from params instead)
-        self._gammas = np.array([0.0 if n == "prelu" else g for n, g in zip(names, gammas)],
-                                dtype=self.dtype)
+        # constant γ per layer for the kernels (a learnable γ is read from params instead)
+        self._gammas = self._layout.constant_gammas(self.dtype)
         self._rng = np.random.RandomState(seed)
         check_fits(self._layout.n_params * self.dtype.itemsize,
                    f"the {self._layout.n_params:,} parameters of {self._layout.describe()}")
@@ -147,7 +146,7 @@ class MLP:
         """
         for l, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
             fan_in, fan_out = W.shape
-            factor = 2.0 if self._layout.activations[l] == "logistic" else 6.0
+            factor = arch.ACTIVATIONS[self._layout.activations[l]].init_factor
             bound = np.sqrt(factor / (fan_in + fan_out))
             W[...] = self._rng.uniform(-bound, bound, (fan_in, fan_out))
             b[...] = self._rng.uniform(-bound, bound, fan_out)
@@ -236,7 +235,17 @@ class MLP:
 
     @property
     def is_classifier(self):
-        return self.loss in ("cross_entropy", "binary_cross_entropy")
+        return LOSSES[self.loss].classifier
+
+    def _net(self, optimizer=None):
+        """The ``net`` array of the entry kernels: this network's functions' addresses.
+
+        Compiled on first use (``fastbp.specialize``); ``optimizer`` fills the
+        update slot, for training.
+        """
+        kernels = specialize.network_kernels(
+            specialize.Config(self._layout.hidden, self.output, self.loss))
+        return kernels.addresses(self.dtype, None if optimizer is None else optimizer.rule)
 
     def __repr__(self):
         return (f"MLP({self._layout.describe()}, loss={self.loss!r}, "
@@ -271,10 +280,11 @@ class MLP:
                              f"X has {n_samples}")
         if not np.all(np.isfinite(y)):
             raise ValueError(f"{name} contains NaN or infinity")
-        if self.loss == "cross_entropy" and y.ndim == 1:
+        targets = LOSSES[self.loss].targets
+        if targets == "labels" and y.ndim == 1:
             if np.any(y != np.round(y)) or y.min() < 0 or y.max() >= n_out:
                 raise ValueError(f"{name} must hold integer class labels in [0, {n_out}) "
-                                 f"for a softmax output of {n_out} units")
+                                 f"for a {self.output} output of {n_out} units")
             Y = np.zeros((n_samples, n_out), dtype=self.dtype)
             Y[np.arange(n_samples), y.astype(np.int64)] = 1
             return Y
@@ -282,15 +292,15 @@ class MLP:
             y = y.reshape(-1, 1)
         if y.ndim != 2 or y.shape[1] != n_out:
             expected = f"({n_samples},) or " if n_out == 1 else ""
-            if self.loss == "cross_entropy":
+            if targets == "labels":
                 expected = f"({n_samples},) integer labels or "
             raise ValueError(f"{name} must have shape {expected}({n_samples}, {n_out}) for "
                              f"{n_out} output unit(s), got {y.shape}")
-        if self.loss == "poisson" and y.min() < 0:
-            raise ValueError(f"{name} must hold values >= 0 for the poisson loss")
-        if self.is_classifier and (y.min() < 0 or y.max() > 1):
+        if targets == "nonnegative" and y.min() < 0:
+            raise ValueError(f"{name} must hold values >= 0 for the {self.loss} loss")
+        if targets in ("labels", "unit") and (y.min() < 0 or y.max() > 1):
             raise ValueError(f"{name} must hold values in [0, 1] for {self.loss}")
-        if self.loss == "cross_entropy":
+        if targets == "labels":
             sums = y.sum(axis=1, keepdims=True)
             if not np.allclose(sums, 1, atol=1e-3):
                 raise ValueError(f"{name} rows must sum to 1 (one-hot or class probabilities)")
@@ -301,23 +311,34 @@ class MLP:
         return np.ascontiguousarray(y, dtype=self.dtype)
 
     # ------------------------------------------------------------------ inference
-    def _forward(self, X):
-        """Output activations of checked rows; chunks run on all threads for large inputs."""
+    def _forward(self, X, n_jobs=None, allowed_threads=None):
+        """Output activations of checked rows, in chunks of ``PREDICT_CHUNK`` rows.
+
+        The chunks run on several threads when there are several of them; the
+        result does not depend on how many.
+        """
         n = X.shape[0]
-        n_threads = min(resolve_n_jobs(None), -(-n // PARALLEL_PREDICT_MIN_ROWS))
-        check_fits(self.dtype.itemsize * (n * self.layer_sizes[-1] + n_threads * 3
-                                          * min(n, PREDICT_CHUNK) * self._layout.total_units),
+        n_chunks = -(-n // PREDICT_CHUNK)
+        workers = min(n_chunks, threads_for(n_jobs, parts_for(n_jobs), allowed_threads))
+        weights = sum(a * b for a, b in zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
+        if n * weights < PARALLEL_PREDICT_MIN_MACS:
+            workers = 1
+        rows = min(n, PREDICT_CHUNK)
+        check_fits(self.dtype.itemsize * (n * self.layer_sizes[-1]
+                                          + workers * 3 * rows * self._layout.total_units),
                    f"predicting {n:,} rows")
         out = np.empty((n, self.layer_sizes[-1]), dtype=self.dtype)
-        if n_threads > 1:
-            rows = min(PREDICT_CHUNK, -(-n // n_threads))
-            acts, zs, _ = self._layout.workspace(rows, self.dtype, n_workers=n_threads)
-            with thread_limit(n_threads, 1):  # BLAS single-threaded inside the prange
-                KS.predict_rows_parallel(X, self._params, self._layout.layers, self._gammas,
-                                         acts, zs, out)
+        net = self._net()
+        if workers > 1:
+            acts, zs, _ = self._layout.workspace(rows, self.dtype, n_workers=workers)
+            with kernel_threads(workers, 1):  # BLAS single-threaded inside the prange
+                specialize.entry("predict_rows_parallel", self.dtype)(
+                    net, X, self._params, self._layout.layers, self._gammas, acts, zs, out)
         else:
-            acts, zs, _ = self._layout.workspace(min(n, PREDICT_CHUNK), self.dtype)
-            K.predict_rows(X, self._params, self._layout.layers, self._gammas, acts, zs, out)
+            acts, zs, _ = self._layout.workspace(rows, self.dtype)
+            with kernel_threads(1, 1):
+                specialize.entry("predict_rows", self.dtype)(
+                    net, X, self._params, self._layout.layers, self._gammas, acts, zs, out)
         if not all_finite(out.reshape(-1)):
             bad = int((~np.isfinite(out)).any(axis=1).sum())
             raise ValueError(f"the forward pass overflowed for {bad} of {n} rows (outputs NaN "
@@ -338,21 +359,25 @@ class MLP:
         softmax classifier), else ``(n_samples, n_outputs)``.
         """
         out = self._forward(self._check_X(X))
-        if self.loss == "cross_entropy":
+        targets = LOSSES[self.loss].targets
+        if targets == "labels":
             return out.argmax(axis=1)
-        if self.loss == "binary_cross_entropy":
+        if targets == "unit":
             out = (out > 0.5).astype(np.int64)
         return out[:, 0] if out.shape[1] == 1 else out
 
     def _evaluate(self, X, Y):
         """``{'loss', metric}`` for checked arrays."""
-        out = np.empty_like(Y)
-        acts, zs, deltas = self._layout.workspace(min(X.shape[0], PREDICT_CHUNK), self.dtype)
-        loss = K.evaluate_rows(X, Y, self._params, self._layout.layers, self._gammas,
-                               self._loss_code, acts, zs, deltas, out)
-        if self.loss == "cross_entropy":
+        out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
+        acts, zs, _ = self._layout.workspace(min(X.shape[0], PREDICT_CHUNK), self.dtype)
+        net = self._net()
+        with kernel_threads(1, 1):
+            loss = specialize.entry("evaluate_rows", self.dtype)(
+                net, X, Y, self._params, self._layout.layers, self._gammas, acts, zs, out)
+        targets = LOSSES[self.loss].targets
+        if targets == "labels":
             return {"loss": loss, "accuracy": float(np.mean(out.argmax(1) == Y.argmax(1)))}
-        if self.loss == "binary_cross_entropy":
+        if targets == "unit":
             return {"loss": loss, "accuracy": float(np.mean(np.all((out > 0.5) == (Y > 0.5),
                                                                    axis=1)))}
         return {"loss": loss, "r2": r2_score(Y, out)}
@@ -383,9 +408,11 @@ class MLP:
             raise ValueError(f"l2 must be a finite number >= 0, got {l2!r}")
         grads = np.empty_like(self._params)
         acts, zs, deltas = self._layout.workspace(X.shape[0], self.dtype)
-        loss = K.forward_backward(X, Y, self._params, grads, self._layout.layers, self._gammas,
-                                  self._loss_code, self._canonical, float(l2), 0.0,
-                                  float(X.shape[0]), acts, zs, deltas)
+        net = self._net()
+        with kernel_threads(1, 1):
+            loss = specialize.entry("forward_backward", self.dtype)(
+                net, X, Y, self._params, grads, self._layout.layers, self._gammas, float(l2),
+                0.0, float(X.shape[0]), acts, zs, deltas)
         return float(loss), grads
 
     # ------------------------------------------------------------------ training
@@ -491,13 +518,13 @@ class MLP:
                                  "sample on each side")
         if patience is not None and validation_data is None and validation_fraction is None:
             raise ValueError("patience needs validation_data or validation_fraction")
-        n_threads = resolve_n_jobs(n_jobs)
+        parts = parts_for(n_jobs)
         strategy = check_strategy(strategy)
         if on_divergence not in ("warn", "raise"):
             raise ValueError(f"on_divergence must be 'warn' or 'raise', got {on_divergence!r}")
         n_val_rows = (X_val.shape[0] if validation_data is not None
                       else n_val if validation_fraction is not None else 0)
-        check_fits(self._fit_bytes(X, Y, optimizer, min(batch_size, X.shape[0]), n_threads,
+        check_fits(self._fit_bytes(X, Y, optimizer, min(batch_size, X.shape[0]), parts,
                                    strategy, n_val_rows, restore_best,
                                    split_from_X=validation_fraction is not None),
                    f"fitting {self._layout.describe()} on {X.shape[0]:,} rows")
@@ -517,16 +544,14 @@ class MLP:
         history = History("accuracy" if self.is_classifier else "r2")
         self.history_ = history
         batch_size = min(batch_size, X.shape[0])
-        if strategy == "auto":
-            strategy = choose_strategy(self._layout, batch_size, n_threads)
-        elif strategy == "columns" and len(self._layout.sizes) < 3:
-            strategy = "serial"  # no hidden layer to split
+        strategy = resolve(strategy, self._layout, batch_size, parts)
         self.strategy_ = strategy
-        run_epoch = self._epoch_runner(X, Y, optimizer, state, batch_size, strategy, n_threads)
+        run_epoch = self._epoch_runner(X, Y, optimizer, state, batch_size, strategy, parts)
         guard = GuardedEpochs(run_epoch, self._params, state, batch_size, owner=self)
+        threads = thread_counts(strategy, parts, threads_for(n_jobs, parts))
         self._train(guard, X.shape[0], history, epochs, shuffle,
                     (X_val, Y_val) if has_val else None, patience, restore_best, callbacks,
-                    verbose, thread_counts(strategy, n_threads), on_divergence)
+                    verbose, threads, on_divergence)
         return history
 
     def _check_fit(self, X, y, optimizer, epochs, batch_size, patience, verbose, shuffle,
@@ -552,16 +577,16 @@ class MLP:
                 raise ValueError(f"callbacks must be callables, got {cb!r}")
         return X, Y, optimizer, epochs, batch_size, patience, verbose, callbacks
 
-    def _fit_bytes(self, X, Y, optimizer, batch_size, n_threads, strategy, n_val, restore_best,
+    def _fit_bytes(self, X, Y, optimizer, batch_size, parts, strategy, n_val, restore_best,
                    split_from_X=False):
         """An upper estimate of the bytes ``fit`` allocates (the inputs already exist)."""
         n_params, units = self.n_params, self._layout.total_units
         n_state = optimizer.n_buffers
         # parameter-sized: gradient, optimizer state, the guard's copies of both, the packed
         # copies of the columns strategy or the shards' gradients, the best weights
-        vectors = 1 + 2 * n_state + 1 + max(1 + n_state, n_threads) + (1 if n_val else 0)
-        # batch-sized: gathered rows and three workspace blocks, one set per thread
-        rows = batch_size * (X.shape[1] + Y.shape[1] + 3 * units) * (1 + n_threads)
+        vectors = 1 + 2 * n_state + 1 + max(1 + n_state, parts) + (1 if n_val else 0)
+        # batch-sized: gathered rows and three workspace blocks, one set per part
+        rows = batch_size * (X.shape[1] + Y.shape[1] + 3 * units) * (1 + parts)
         # the validation split's copies and its evaluation workspace, and the training
         # rows copied out of X when the split is drawn from it
         val = n_val * (X.shape[1] + Y.shape[1] + self.layer_sizes[-1]) * 2 \
@@ -570,56 +595,57 @@ class MLP:
             val += (X.shape[0] - n_val) * (X.shape[1] + Y.shape[1])
         return self.dtype.itemsize * (n_params * vectors + rows + val) + 8 * X.shape[0]
 
-    def _epoch_runner(self, X, Y, optimizer, state, batch_size, strategy, n_threads,
+    def _epoch_runner(self, X, Y, optimizer, state, batch_size, strategy, parts,
                       l2_per_weight=0.0):
         """``run(perm) -> mean loss``: one epoch by ``strategy``, workspaces allocated once.
 
         ``Y`` may carry a last column of sample weights; ``l2_per_weight`` adds
         ``l2_per_weight / (batch weight)`` to the optimizer's L2 coefficient.
+        ``parts`` is the number of shards or column blocks (``strategy``).
         """
         layout, dtype = self._layout, self.dtype
+        name = {"sharded": "train_epoch_sharded", "columns": "train_epoch_columns"}.get(
+            strategy, "train_epoch")
+        epoch = specialize.entry(name, dtype)
+        net = self._net(optimizer)
 
-        def net():  # read at every epoch: a schedule may change the learning rate between them
-            return (layout.layers, self._gammas, self._loss_code, self._canonical, optimizer.l2,
-                    l2_per_weight, optimizer.code, optimizer.hyper())
+        def variables():  # read at every epoch: a schedule may change the learning rate
+            return (layout.layers, self._gammas, optimizer.l2, l2_per_weight, optimizer.hyper(),
+                    state.step, state.n_decay)
         if strategy == "sharded":
-            n_shards = n_threads
-            rows = -(-batch_size // n_shards)
-            shard_grads = np.empty((n_shards, self.n_params), dtype=dtype)
-            x_batch = np.empty((n_shards, rows * X.shape[1]), dtype=dtype)
-            y_batch = np.empty((n_shards, rows * Y.shape[1]), dtype=dtype)
-            acts, zs, deltas = layout.workspace(rows, dtype, n_workers=n_shards)
-            shard_loss = np.empty(n_shards)
+            rows = -(-batch_size // parts)
+            shard_grads = np.empty((parts, self.n_params), dtype=dtype)
+            x_batch = np.empty((parts, rows * X.shape[1]), dtype=dtype)
+            y_batch = np.empty((parts, rows * Y.shape[1]), dtype=dtype)
+            acts, zs, deltas = layout.workspace(rows, dtype, n_workers=parts)
+            shard_loss = np.empty(parts)
 
             def run(perm):
-                return KS.train_epoch_sharded(X, Y, perm, batch_size, self._params, shard_grads,
-                                              state.buffers, *net(), state.step, state.n_decay,
-                                              x_batch, y_batch, acts, zs, deltas, shard_loss)
+                return epoch(net, X, Y, perm, batch_size, self._params, shard_grads,
+                             state.buffers, *variables(), x_batch, y_batch, acts, zs, deltas,
+                             shard_loss)
             return run
         grads = np.empty_like(self._params)
         x_batch = np.empty(batch_size * X.shape[1], dtype=dtype)
         y_batch = np.empty(batch_size * Y.shape[1], dtype=dtype)
         acts, zs, deltas = layout.workspace(batch_size, dtype)
         if strategy == "columns":
-            bounds = unit_bounds(layout, n_threads)
-            private = layout.workspace(batch_size, dtype, n_workers=n_threads)
-            squares = np.empty(n_threads)
+            bounds = unit_bounds(layout, parts)
+            private = layout.workspace(batch_size, dtype, n_workers=parts)
+            squares = np.empty(parts)
             alpha_beta = np.array([1, 0, 1, 1], dtype=dtype)
             packed_params = np.empty_like(self._params)
             packed_state = np.empty_like(state.buffers)
 
             def run(perm):
-                return KC.train_epoch_columns(X, Y, perm, batch_size, self._params, grads,
-                                              state.buffers, *net(), state.step, state.n_decay,
-                                              x_batch, y_batch, acts, zs, deltas, bounds,
-                                              *private, squares, alpha_beta,
-                                              packed_params, packed_state)
+                return epoch(net, X, Y, perm, batch_size, self._params, grads, state.buffers,
+                             *variables(), x_batch, y_batch, acts, zs, deltas, bounds, *private,
+                             squares, alpha_beta, packed_params, packed_state)
             return run
 
         def run(perm):
-            return K.train_epoch(X, Y, perm, batch_size, self._params, grads, state.buffers,
-                                 *net(), state.step, state.n_decay, x_batch, y_batch,
-                                 acts, zs, deltas)
+            return epoch(net, X, Y, perm, batch_size, self._params, grads, state.buffers,
+                         *variables(), x_batch, y_batch, acts, zs, deltas)
         return run
 
     def _train(self, epochs_runner, n, history, epochs, shuffle, val, patience, restore_best,
@@ -629,7 +655,7 @@ class MLP:
         bar = tqdm(total=epochs, unit="epoch", leave=False,
                    disable=not (verbose == 1 and sys.stderr.isatty()))
         try:
-            with best.ending(history), thread_limit(*threads), \
+            with best.ending(history), kernel_threads(*threads), \
                     deferred_interrupt() as interrupt:
                 for epoch in range(epochs):
                     start = time.perf_counter()

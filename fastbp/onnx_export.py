@@ -2,12 +2,11 @@
 
 Imported only by ``MLP.to_onnx``, so onnx stays optional. Each layer is one
 ``Gemm`` (``X·W + b``; ONNX's row-major ``B`` is fastbp's ``(fan_in, fan_out)``
-as it is) followed by its activation. ONNX Runtime's CPU kernels for ``Elu``,
-``Softplus`` and ``HardSigmoid`` exist for float32 only, so those three are
-written as small compositions of elementwise operators that it runs in both
-dtypes; leaky_relu is a ``PRelu`` with a constant slope, kept in the model's
-dtype (``LeakyRelu``'s ``alpha`` is a float32 attribute); every other
-activation is the single ONNX operator of the same function.
+as it is) followed by its activation, in the form its registry entry gives
+(``fastbp.kernels.activations``): one ONNX operator of the same function, or a
+small composition of elementwise operators where ONNX Runtime's CPU kernel
+exists for float32 only (``Elu``, ``Softplus``, ``HardSigmoid``) or takes its
+parameter as a float32 attribute (``LeakyRelu``).
 
 Outputs: ``output``, the output activations (``predict_proba`` of a
 classifier, ``predict`` of a regressor as ``(n_samples, n_outputs)``), and for
@@ -16,6 +15,9 @@ classifiers ``label``, what ``predict`` returns (int64).
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from .kernels.activations import ACTIVATIONS
+from .kernels.losses import LOSSES
 
 OPSET = 17  # run by every ONNX Runtime since 1.13
 
@@ -46,33 +48,15 @@ class _Graph:
 
 
 def _activation(g, name, z, gamma, slopes, output):
-    """Append the nodes of one activation applied to tensor ``z``; return the result's name."""
-    single = {"logistic": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "exp": "Exp"}
-    if name == "identity":
-        return g.op("Identity", [z], output=output)
-    if name in single:
-        return g.op(single[name], [z], output=output)
-    if name == "leaky_relu":  # PRelu with a constant: LeakyRelu's alpha attribute is float32
-        return g.op("PRelu", [z, g.const("gamma", gamma)], output=output)
-    if name == "prelu":
-        return g.op("PRelu", [z, g.const("slopes", slopes)], output=output)
-    if name == "softmax":
-        return g.op("Softmax", [z], output=output, axis=1)
-    if name == "hard_tanh":
-        return g.op("Clip", [z, g.const("minus_one", -1), g.const("one", 1)], output=output)
-    if name == "hard_logistic":  # clip(z/4 + 1/2, 0, 1)
-        v = g.op("Add", [g.op("Mul", [z, g.const("quarter", 0.25)]), g.const("half", 0.5)])
-        return g.op("Clip", [v, g.const("zero", 0), g.const("one", 1)], output=output)
-    if name == "elu":  # relu(z) + γ·(e^min(z,0) − 1): the exponential never overflows
-        neg = g.op("Min", [z, g.const("zero", 0)])
-        tail = g.op("Mul", [g.op("Sub", [g.op("Exp", [neg]), g.const("one", 1)]),
-                            g.const("gamma", gamma)])
-        return g.op("Add", [g.op("Relu", [z]), tail], output=output)
-    if name == "softplus":  # relu(z) + log(1 + e^−|z|)
-        e = g.op("Exp", [g.op("Neg", [g.op("Abs", [z])])])
-        log = g.op("Log", [g.op("Add", [e, g.const("one", 1)])])
-        return g.op("Add", [g.op("Relu", [z]), log], output=output)
-    raise ValueError(f"no ONNX form for activation {name!r}")  # pragma: no cover
+    """Append the nodes of one activation applied to tensor ``z``; return the result's name.
+
+    The registry entry (``fastbp.kernels.activations``) gives one ONNX operator
+    of the same function, or a function that appends a composition.
+    """
+    form = ACTIVATIONS[name].onnx
+    if isinstance(form, str):
+        return g.op(form, [z], output=output)
+    return form(g, z, gamma, slopes, output)
 
 
 def build(model):
@@ -89,10 +73,11 @@ def build(model):
                         model.slopes_.get(l), "output" if last else None)
     n_samples, n_out = "n_samples", model.layer_sizes[-1]
     outputs = [helper.make_tensor_value_info("output", elem, [n_samples, n_out])]
-    if model.loss == "cross_entropy":
+    targets = LOSSES[model.loss].targets  # what predict returns, as MLP.predict
+    if targets == "labels":
         g.op("ArgMax", ["output"], output="label", axis=1, keepdims=0)
         outputs.append(helper.make_tensor_value_info("label", TensorProto.INT64, [n_samples]))
-    elif model.loss == "binary_cross_entropy":
+    elif targets == "unit":
         above = g.op("Greater", ["output", g.const("threshold", 0.5)])
         label = g.op("Cast", [above], output="label" if n_out > 1 else None,
                      to=TensorProto.INT64)

@@ -1,7 +1,9 @@
 """Optimizers over one flat parameter buffer: ``init(params) -> state``, ``update(grads, state, params)``.
 
 Each update is one kernel call over the whole buffer, in place. ``fit`` uses the
-same formulas inside its whole-epoch kernel. Weight decay applies to the first
+same formulas inside its whole-epoch kernel: each optimizer names its update
+rule in the registry ``fastbp.kernels.optimizers`` (``rule``) and fills the
+rule's hyper-parameter vector (``hyper``). Weight decay applies to the first
 ``n_decay`` entries of the buffer: for an :class:`fastbp.MLP`, pass
 ``model.n_coefs`` (weights come first; biases and prelu slopes are not decayed).
 """
@@ -9,7 +11,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from .kernels import optim as K
+from .kernels import optimizers as K
 
 
 def _check_hyper(name, value, low=0.0, high=None, low_open=False, high_open=True):
@@ -40,7 +42,7 @@ class Optimizer:
     """Base class: ``init`` allocates ``n_buffers`` zeroed buffers like ``params``."""
 
     n_buffers = 0
-    code = None
+    rule = None  # the name of its update rule in fastbp.kernels.optimizers.RULES
 
     def init(self, params, n_decay=None):
         """Zeroed state for the flat buffer ``params``.
@@ -109,7 +111,7 @@ class SGD(Optimizer):
     (L2 regularisation, penalty ``weight_decay/2 ‖W‖²`` in the reported loss).
     """
 
-    code = K.SGD
+    rule = "sgd"
 
     def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
         self.lr = _check_hyper("lr", lr, low_open=True)
@@ -134,9 +136,8 @@ class SGD(Optimizer):
                 (K.H_NESTEROV, float(self.nesterov))]
 
     def _step(self, grads, state, params):
-        velocity = state.buffers[0] if self.n_buffers else grads
-        K.sgd_update(params, grads, velocity, self.lr, self.momentum, self.nesterov,
-                     self.weight_decay, state.n_decay)
+        K.sgd_step(params, grads, state.buffers, self.hyper(), state.step, state.n_decay,
+                   self.weight_decay)
 
 
 class Adam(Optimizer):
@@ -146,7 +147,7 @@ class Adam(Optimizer):
     :class:`AdamW` for decoupled decay.
     """
 
-    code = K.ADAM
+    rule = "adam"
     n_buffers = 2
     _decoupled = False
 
@@ -167,9 +168,8 @@ class Adam(Optimizer):
                 (K.H_EPS, self.eps), (K.H_WEIGHT_DECAY, decoupled)]
 
     def _step(self, grads, state, params):
-        decoupled = self.weight_decay if self._decoupled else 0.0
-        K.adam_update(params, grads, state.buffers[0], state.buffers[1], state.step,
-                      self.lr, self.b1, self.b2, self.eps, self.l2, decoupled, state.n_decay)
+        K.adam_step(params, grads, state.buffers, self.hyper(), state.step, state.n_decay,
+                    self.l2)
 
 
 class AdamW(Adam):
@@ -179,3 +179,7 @@ class AdamW(Adam):
 
     def __init__(self, lr=0.001, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.01):
         super().__init__(lr=lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
+
+
+# The optimizers by the names the command line and saved files use.
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}

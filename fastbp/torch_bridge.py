@@ -2,14 +2,16 @@
 
 Imported only by ``MLP.to_torch`` / ``MLP.from_torch``, so PyTorch stays
 optional. ``nn.Linear`` stores ``W`` as ``(fan_out, fan_in)``, fastbp as
-``(fan_in, fan_out)``: the conversion transposes. Two fastbp activations have
-no PyTorch module and get one here (``HardLogistic``, ``Exp``); a pickled
-Sequential that holds them needs fastbp importable.
+``(fan_in, fan_out)``: the conversion transposes. Each activation's module is
+the one its registry entry names (``fastbp.kernels.activations``), with the
+entry's arguments; a learnable γ is the module's ``weight``. Two fastbp
+activations have no PyTorch module and get one here (``HardLogistic``,
+``Exp``); a pickled Sequential that holds them needs fastbp importable.
 """
 import torch
 from torch import nn
 
-from . import architecture as arch
+from .kernels.activations import ACTIVATIONS
 
 
 class HardLogistic(nn.Module):
@@ -26,26 +28,22 @@ class Exp(nn.Module):
         return torch.exp(z)
 
 
+def _torch_class(entry):
+    """The module class an activation's registry entry names: fastbp's own, else ``torch.nn``'s."""
+    return globals().get(entry.torch) or getattr(nn, entry.torch)
+
+
 def _module(name, gamma, slopes):
     """The PyTorch module for one fastbp activation (None for identity)."""
-    if name == "prelu":
-        prelu = nn.PReLU(num_parameters=slopes.shape[0])
-        prelu.weight = nn.Parameter(torch.from_numpy(slopes.copy()))
-        return prelu
-    return {
-        "identity": lambda: None,
-        "logistic": nn.Sigmoid,
-        "tanh": nn.Tanh,
-        "relu": nn.ReLU,
-        "leaky_relu": lambda: nn.LeakyReLU(negative_slope=gamma),
-        "elu": lambda: nn.ELU(alpha=gamma),
-        # PyTorch returns z itself above the threshold; at 40 that differs by < e^-40
-        "softplus": lambda: nn.Softplus(threshold=40.0),
-        "hard_logistic": HardLogistic,
-        "hard_tanh": nn.Hardtanh,
-        "softmax": lambda: nn.Softmax(dim=1),
-        "exp": Exp,
-    }[name]()
+    entry = ACTIVATIONS[name]
+    if entry.torch == "Identity":
+        return None
+    cls = _torch_class(entry)
+    if entry.gamma == "learnable":  # one trained parameter per unit: the module's weight
+        module = cls(num_parameters=slopes.shape[0])
+        module.weight = nn.Parameter(torch.from_numpy(slopes.copy()))
+        return module
+    return cls(**{k: gamma if v == "gamma" else v for k, v in entry.torch_args.items()})
 
 
 def to_torch(model, logits=False):
@@ -75,49 +73,42 @@ def _flatten(modules):
             yield m
 
 
+def _accepted(entry, attr, value, actual):
+    allowed = entry.torch_accepts.get(attr)
+    if isinstance(allowed, tuple):
+        return actual in allowed
+    if allowed is not None:
+        return actual >= allowed
+    return actual == value
+
+
 def _activation(module, position):
-    """``(fastbp name, γ or None, prelu weights or None)`` of one PyTorch activation module."""
+    """``(fastbp name, γ or None, learnable γ or None)`` of one PyTorch activation module."""
     kind = type(module)
-    simple = {nn.Identity: "identity", nn.Sigmoid: "logistic", nn.Tanh: "tanh",
-              nn.ReLU: "relu", HardLogistic: "hard_logistic", Exp: "exp"}
-    if kind in simple:
-        return simple[kind], None, None
-    if kind is nn.LeakyReLU:
-        if module.negative_slope < 0:
-            raise ValueError(f"{position}: LeakyReLU needs negative_slope >= 0, "
-                             f"got {module.negative_slope}")
-        return "leaky_relu", float(module.negative_slope), None
-    if kind is nn.ELU:
-        if module.alpha < 0:
-            raise ValueError(f"{position}: ELU needs alpha >= 0, got {module.alpha}")
-        return "elu", float(module.alpha), None
-    if kind is nn.PReLU:
-        return "prelu", None, module.weight.detach().to("cpu", torch.float64).numpy()
-    if kind is nn.Softplus:
-        # PyTorch returns z itself above the threshold; from 15 on that differs by < 3e-7
-        if module.beta != 1 or module.threshold < 15:
-            raise ValueError(f"{position}: fastbp's softplus is Softplus(beta=1) with "
-                             f"threshold >= 15, got beta={module.beta}, "
-                             f"threshold={module.threshold}")
-        return "softplus", None, None
-    if kind is nn.Hardtanh:
-        if (module.min_val, module.max_val) != (-1.0, 1.0):
-            raise ValueError(f"{position}: fastbp's hard_tanh is Hardtanh(-1, 1), got "
-                             f"Hardtanh({module.min_val}, {module.max_val})")
-        return "hard_tanh", None, None
-    if kind is nn.Softmax:
-        if module.dim not in (1, -1):
-            raise ValueError(f"{position}: Softmax must act on dim 1 (the features), "
-                             f"got dim={module.dim}")
-        return "softmax", None, None
-    hint = {nn.Hardsigmoid: " (fastbp's hard_logistic is fastbp.torch_bridge.HardLogistic, "
-                            "clip(z/4 + 1/2, 0, 1))",
-            nn.LogSoftmax: " (use Softmax; predict_proba returns probabilities)",
-            nn.Dropout: " (fastbp trains without dropout; remove it for inference)"}
-    raise ValueError(f"{position}: {kind.__name__} is not supported{hint.get(kind, '')}; "
-                     "fastbp converts Linear layers, each followed by at most one of Identity, "
-                     "Sigmoid, Tanh, ReLU, LeakyReLU, PReLU, ELU, Softplus, Hardtanh, "
-                     "fastbp.torch_bridge.HardLogistic, and, last, Softmax or fastbp.torch_bridge.Exp")
+    entry = next((e for e in ACTIVATIONS.values() if _torch_class(e) is kind), None)
+    if entry is None:
+        hint = {nn.Hardsigmoid: " (fastbp's hard_logistic is fastbp.torch_bridge.HardLogistic, "
+                                "clip(z/4 + 1/2, 0, 1))",
+                nn.LogSoftmax: " (use Softmax; predict_proba returns probabilities)",
+                nn.Dropout: " (fastbp trains without dropout; remove it for inference)"}
+        known = ", ".join(e.torch for e in ACTIVATIONS.values())
+        raise ValueError(f"{position}: {kind.__name__} is not supported{hint.get(kind, '')}; "
+                         "fastbp converts Linear layers, each followed by at most one of "
+                         f"{known} (softmax and exp last only)")
+    if entry.gamma == "learnable":
+        return entry.name, None, module.weight.detach().to("cpu", torch.float64).numpy()
+    gamma = None
+    for attr, value in entry.torch_args.items():
+        actual = getattr(module, attr)
+        if value == "gamma":
+            gamma = float(actual)
+            if gamma < 0 and not entry.reads_z:
+                raise ValueError(f"{position}: {kind.__name__} needs {attr} >= 0, got {gamma}")
+        elif not _accepted(entry, attr, value, actual):
+            fixed = ", ".join(f"{k}={v:g}" for k, v in entry.torch_args.items() if v != "gamma")
+            raise ValueError(f"{position}: fastbp's {entry.name} is {kind.__name__}({fixed}), "
+                             f"got {attr}={actual:g}")
+    return entry.name, gamma, None
 
 
 def _parse(sequential):
@@ -147,21 +138,21 @@ def _parse(sequential):
     if not layers:
         raise ValueError("from_torch needs at least one Linear layer")
     for i, (_, name, _, _) in enumerate(layers[:-1]):
-        if name in ("softmax", "exp"):
+        if name is not None and not ACTIVATIONS[name].hidden:
             raise ValueError(f"{name} can only follow the last Linear layer (found after "
                              f"layer {i})")
     return [(m, name or "identity", gamma, slopes) for m, name, gamma, slopes in layers]
 
 
 def _common_gamma(names, gammas):
-    """The one γ fastbp's MLP takes, from the leaky_relu / elu layers' parameters."""
-    wanted = {(n, g) for n, g in zip(names, gammas) if n in ("leaky_relu", "elu")}
-    if all(g == arch.DEFAULT_GAMMA[n] for n, g in wanted):
+    """The one γ fastbp's MLP takes, from the layers whose activation has a constant one."""
+    wanted = {(n, g) for n, g in zip(names, gammas) if ACTIVATIONS[n].gamma == "constant"}
+    if all(g == ACTIVATIONS[n].default_gamma for n, g in wanted):
         return None
     values = {g for _, g in wanted}
     if len(values) > 1:
-        raise ValueError("fastbp uses one γ for all its leaky_relu and elu layers; this "
-                         f"Sequential has {sorted(values)}")
+        raise ValueError("fastbp uses one γ for all its layers that have one (leaky_relu, elu); "
+                         f"this Sequential has {sorted(values)}")
     return values.pop()
 
 

@@ -2,5 +2,11 @@
 
 Everything here takes C-contiguous arrays and scalars, writes into buffers it
 was given and returns ``None`` or a scalar. Validation, allocation and the
-choice of kernel live in the ``fastbp`` package.
+choice of kernel live in the ``fastbp`` package. The registries
+(``activations``, ``losses``, ``optimizers``) describe each function for the
+Python layer; ``entries.py`` is the source of the per-network kernels that
+``fastbp.specialize`` generates.
 """
+from ._stale_cache import drop_stale_kernel_cache
+
+drop_stale_kernel_cache()

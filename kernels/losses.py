@@ -1,25 +1,106 @@
-"""Output δ and loss value for each (output activation, loss) pair.
+"""The loss registry: each loss's scalar terms and its description, in one place.
 
-The matched pairs (softmax + cross-entropy, logistic + binary cross-entropy,
-identity + squared error) use the canonical shortcut ``δ = a − y``. Every other
-pair (only squared error is allowed with other outputs) goes through the
-general chain rule ``δ = (a − y) ⊙ f'(z)``, as in the seeds' worked example of a
-logistic output trained on squared error.
+A loss is a scalar ``term(a, y, eps)`` (the loss of one output given its
+activation ``a`` and target ``y``; ``eps`` is the dtype's machine epsilon, for
+clipping probabilities as scikit-learn does) and a :class:`Loss` entry in
+``LOSSES``. The output δ of the matched pairs (softmax + cross-entropy,
+logistic + binary cross-entropy, identity + squared error, exp + Poisson) is
+the canonical shortcut ``δ = a − y``; a loss that also fits other outputs gives
+``gradient(a, y)`` = ``∂term/∂a``, and δ then goes through the output
+activation's derivative (the general chain rule, as in the seeds' worked
+example of a logistic output trained on squared error).
+
+Targets may carry an extra last column of sample weights: each row's δ and
+loss are then multiplied by its weight.
 """
+from dataclasses import dataclass
+
 import numpy as np
 
-from ._config import kernel
-from .dense import activation_backward
-
-CROSS_ENTROPY = 0
-BINARY_CROSS_ENTROPY = 1
-SQUARED_ERROR = 2
-# scikit-learn's squared error: the same δ, the loss value divided by the number of outputs
-MEAN_SQUARED_ERROR = 3
-# Poisson deviance / 2 with the exp output (log link): y·log(y/a) − y + a, δ = a − y
-POISSON = 4
+from ._config import generic, inline, kernel
 
 
+@dataclass(frozen=True)
+class Loss:
+    """One loss, as the rest of fastbp sees it.
+
+    Attributes
+    ----------
+    name : str
+    term : scalar ``(a, y, eps) -> loss of one output``
+    canonical_output : str
+        The output activation whose δ is ``a − y`` with this loss.
+    gradient : scalar ``(a, y) -> ∂term/∂a``, or None
+        Given, the loss fits any output (through the chain rule); None, only
+        ``canonical_output``.
+    mean_over_outputs : bool
+        The value of a row is divided by the number of outputs (scikit-learn's
+        squared error; its gradient is not, as in scikit-learn).
+    classifier : bool
+        Targets are class labels or probabilities; the metric is accuracy (else R²).
+    targets : str
+        What ``y`` may hold: ``"labels"`` (class labels, or rows of class
+        probabilities), ``"unit"`` (values in [0, 1]), ``"nonnegative"`` or ``"real"``.
+    public : bool
+        Offered by name to users (the estimators' scikit-learn loss is not).
+    """
+
+    name: str
+    term: object
+    canonical_output: str
+    gradient: object = None
+    mean_over_outputs: bool = False
+    classifier: bool = False
+    targets: str = "real"
+    public: bool = True
+
+
+@inline
+def _clip(a, eps):
+    return min(max(a, eps), 1 - eps)
+
+
+@kernel
+def cross_entropy(a, y, eps):
+    return -y * np.log(_clip(a, eps)) if y != 0 else a * 0
+
+
+@kernel
+def binary_cross_entropy(a, y, eps):
+    p = _clip(a, eps)
+    return -(y * np.log(p) + (1 - y) * np.log1p(-p))
+
+
+@kernel
+def squared_error(a, y, eps):
+    d = a - y
+    return 0.5 * d * d
+
+
+@kernel
+def squared_error_gradient(a, y):
+    return a - y
+
+
+@kernel
+def poisson(a, y, eps):
+    """Poisson deviance / 2 with the log link: ``y·log(y/a) − y + a``."""
+    return a - y + (y * np.log(y / a) if y > 0 else a * 0)
+
+
+LOSSES = {loss.name: loss for loss in [
+    Loss("cross_entropy", cross_entropy, "softmax", classifier=True, targets="labels"),
+    Loss("binary_cross_entropy", binary_cross_entropy, "logistic", classifier=True,
+         targets="unit"),
+    Loss("squared_error", squared_error, "identity", gradient=squared_error_gradient),
+    Loss("poisson", poisson, "exp", targets="nonnegative"),
+    # scikit-learn's MLPRegressor: ½·mean over outputs, gradient of squared_error
+    Loss("sklearn_squared_error", squared_error, "identity", gradient=squared_error_gradient,
+         mean_over_outputs=True, public=False),
+]}
+
+
+# ----------------------------------------------------------------------------- kernels
 @kernel
 def batch_weight(y, n_outputs):
     """Total weight of the rows of ``y``: its extra last column summed, else its row count."""
@@ -31,37 +112,25 @@ def batch_weight(y, n_outputs):
     return total
 
 
-@kernel
-def output_delta(a, y, z, out_code, gamma, gamma_grad,
-                 loss_code, canonical, scale, delta):
-    """Write the output layer's δ, scaled by ``scale``, and return the summed loss.
+@generic
+def delta_and_loss(a, y, term, gradient, mean_over_outputs, scale, delta):
+    """Write ``δ = gradient(a, y) · w · scale`` and return the summed loss ``Σ w · row loss``.
 
     Parameters
     ----------
     a : (n_samples, n_outputs) array of output activations
     y : (n_samples, n_outputs) or (n_samples, n_outputs + 1) array
-        Targets (one-hot rows for cross-entropy), optionally followed by a
-        column of sample weights: each row's δ and loss are then multiplied
-        by its weight.
-    z, out_code, gamma, gamma_grad :
-        The output layer's activation, as for ``activation_backward``; used
-        only when ``canonical`` is false.
-    loss_code : int
-    canonical : bool
-        True for the matched pairs, where ``δ = a − y`` needs no chain rule.
-    scale : float
-        Factor applied to δ (``1 / n_samples`` for a mean loss).
+        Targets, optionally followed by a column of sample weights ``w``.
+    term, gradient : the loss's scalar functions (``gradient`` is
+        ``canonical_gradient``, ``a − y``, for a matched pair)
+    mean_over_outputs : bool, see ``Loss``
+    scale : float, factor applied to δ (``1 / batch weight`` for a mean loss)
     delta : (n_samples, n_outputs) array, written in place
 
     Returns
     -------
     float
-        The loss summed over samples (not divided by ``n_samples``):
-        cross-entropy ``-Σ y log a``, binary cross-entropy
-        ``-Σ y log a + (1-y) log(1-a)``, squared error ``½ Σ (a-y)²`` (divided
-        by the number of outputs for ``MEAN_SQUARED_ERROR``), Poisson
-        ``Σ y log(y/a) − y + a``; each row's term times its weight.
-        Probabilities are clipped to ``[eps, 1-eps]`` as in scikit-learn.
+        The loss summed over rows (not divided by their number or weight).
     """
     n, n_out = a.shape
     weighted = y.shape[1] > n_out
@@ -71,26 +140,33 @@ def output_delta(a, y, z, out_code, gamma, gamma_grad,
         w = y[i, n_out] if weighted else a[i, 0] * 0 + 1
         row = 0.0
         for j in range(n_out):
-            ai = a[i, j]
-            yi = y[i, j]
-            delta[i, j] = (ai - yi) * (w * scale)
-            if loss_code == SQUARED_ERROR or loss_code == MEAN_SQUARED_ERROR:
-                d = ai - yi
-                row += 0.5 * d * d
-            elif loss_code == POISSON:
-                row += ai - yi
-                if yi > 0:
-                    row += yi * np.log(yi / ai)
-            else:
-                p = min(max(ai, eps), 1 - eps)
-                if loss_code == CROSS_ENTROPY:
-                    if yi != 0:
-                        row -= yi * np.log(p)
-                else:
-                    row -= yi * np.log(p) + (1 - yi) * np.log1p(-p)
-        if loss_code == MEAN_SQUARED_ERROR:
+            delta[i, j] = gradient(a[i, j], y[i, j]) * (w * scale)
+            row += term(a[i, j], y[i, j], eps)
+        if mean_over_outputs:
             row /= n_out
         total += w * row
-    if not canonical:
-        activation_backward(delta, a, z, out_code, gamma, gamma_grad)
     return total
+
+
+@generic
+def loss_only(a, y, term, mean_over_outputs):
+    """The summed loss of ``delta_and_loss`` without writing δ (evaluation)."""
+    n, n_out = a.shape
+    weighted = y.shape[1] > n_out
+    eps = np.finfo(a.dtype).eps
+    total = 0.0
+    for i in range(n):
+        w = y[i, n_out] if weighted else a[i, 0] * 0 + 1
+        row = 0.0
+        for j in range(n_out):
+            row += term(a[i, j], y[i, j], eps)
+        if mean_over_outputs:
+            row /= n_out
+        total += w * row
+    return total
+
+
+@kernel
+def canonical_gradient(a, y):
+    """``δ = a − y`` of a matched (output, loss) pair."""
+    return a - y

@@ -84,13 +84,13 @@ def _row_weights(n, weights):
 def loss_value(a, Y, loss, weights=None):
     """Weighted mean over rows of the summed per-output loss (plain mean without weights).
 
-    ``mean_squared_error`` is scikit-learn's squared error: the row's sum divided
+    ``sklearn_squared_error`` is scikit-learn's squared error: the row's sum divided
     by the number of outputs.
     """
     w = _row_weights(a.shape[0], weights)
     if loss == "squared_error":
         rows = 0.5 * np.sum((a - Y) ** 2, axis=1)
-    elif loss == "mean_squared_error":
+    elif loss == "sklearn_squared_error":
         rows = 0.5 * np.mean((a - Y) ** 2, axis=1)
     elif loss == "cross_entropy":
         rows = -np.sum(Y * np.log(a), axis=1)
@@ -105,10 +105,10 @@ def loss_value(a, Y, loss, weights=None):
 
 
 def loss_grad_a(a, Y, loss, weights=None):
-    """∂(weighted mean loss)/∂a; for ``mean_squared_error`` the gradient of the
+    """∂(weighted mean loss)/∂a; for ``sklearn_squared_error`` the gradient of the
     plain squared error, as scikit-learn trains it."""
     w = _row_weights(a.shape[0], weights)[:, None]
-    if loss in ("squared_error", "mean_squared_error"):
+    if loss in ("squared_error", "sklearn_squared_error"):
         g = a - Y
     elif loss == "cross_entropy":
         g = -Y / a

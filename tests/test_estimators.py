@@ -336,14 +336,17 @@ def test_pipeline_grid_search_with_threads_and_processes_and_cross_val_score():
 
 
 def test_fits_in_worker_threads_default_to_one_kernel_thread():
+    """One thread in a worker thread, but the work split into the same parts (same results)."""
     import threading
+    import numba
     est = fastbp.MLPClassifier()
     seen = []
     worker = threading.Thread(target=lambda: seen.append(est._threads()))
     worker.start()
     worker.join()
-    assert seen == [1]
-    assert fastbp.MLPClassifier(n_jobs=2)._threads() == min(2, fastbp._threads.resolve_n_jobs(-1))
+    assert seen == [(est._threads()[0], 1)]
+    assert est._threads()[0] == numba.config.NUMBA_DEFAULT_NUM_THREADS
+    assert fastbp.MLPClassifier(n_jobs=2)._threads() == (2, min(2, numba.config.NUMBA_NUM_THREADS))
 
 
 # ---------------------------------------------------------------------- interop

@@ -1,19 +1,25 @@
-"""Every kernel against tests/reference.py, per activation × dtype × odd shapes."""
+"""Every kernel against tests/reference.py, per activation × dtype × odd shapes.
+
+The activation and loss kernels are a network's own functions (``fastbp.specialize``),
+called here directly: the code a fit runs, compiled for one activation each.
+"""
 import numpy as np
 import pytest
 
 from conftest import DTYPES, SHAPES, assert_close
 import reference as ref
-from fastbp.architecture import LOSSES, OUTPUT_ACTIVATIONS
-from fastbp.kernels import dense, losses, optim
+from fastbp import specialize
+from fastbp.architecture import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from fastbp.kernels import optimizers
+from fastbp.kernels.activations import ACTIVATIONS
+from fastbp.kernels.losses import LOSSES, batch_weight
 
-ALL = ref.HIDDEN + ["softmax"]
 GAMMA = {"leaky_relu": 0.1, "elu": 0.7}
 
 
 def gamma_for(name, width, rng, dtype):
     """(kernel's gamma vector, reference's gamma)."""
-    if name == "prelu":
+    if ACTIVATIONS[name].gamma == "learnable":
         g = rng.uniform(0.05, 0.5, width).astype(dtype)
         return g, g.astype(np.float64)
     g = GAMMA.get(name, 0.0)
@@ -24,33 +30,59 @@ def draw(rng, dtype, *shape, scale=1.5):
     return (scale * rng.standard_normal(shape)).astype(dtype)
 
 
+def functions(name, loss=None):
+    """The network functions of a network whose layers use activation ``name``.
+
+    A hidden activation is the only hidden one (kind 0) of a network with an
+    identity output; an output-only one is the output of a network without
+    hidden layers.
+    """
+    if ACTIVATIONS[name].hidden:
+        config = specialize.Config((name,), "identity", "squared_error")
+    else:
+        config = specialize.Config((), name, loss or "squared_error")
+    return specialize.network_kernels(config).module
+
+
+def forward(name, product, b, gamma, z_out, a_out):
+    module = functions(name)
+    if ACTIVATIONS[name].hidden:
+        module.hidden_forward(0, product, b, gamma, z_out, a_out)
+    else:
+        module.output_forward(product, b, gamma, z_out, a_out)
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", ALL)
-def test_dense_forward(name, dtype, shape, rng):
+@pytest.mark.parametrize("name", OUTPUT_ACTIVATIONS)
+def test_activation_forward(name, dtype, shape, rng):
+    """``a = f(product + b)``; ``z`` kept exactly by the activations that read it."""
     n, fan_in, fan_out = shape
     if name == "softmax" and fan_out == 1:
         fan_out = 2
     a_in, W, b = draw(rng, dtype, n, fan_in), draw(rng, dtype, fan_in, fan_out), draw(rng, dtype, fan_out)
     gamma, g_ref = gamma_for(name, fan_out, rng, dtype)
+    product = a_in @ W
+    keeps_z = ACTIVATIONS[name].reads_z
     z_out = np.full((n, fan_out), np.nan, dtype=dtype)
     a_out = np.full((n, fan_out), np.nan, dtype=dtype)
-    dense.dense_forward(a_in, W, b, OUTPUT_ACTIVATIONS[name], gamma, z_out, a_out)
-    z = a_in.astype(np.float64) @ W + b
+    # as the kernels call it: the product is in z (which is a itself unless z is kept)
+    (z_out if keeps_z else a_out)[...] = product
+    forward(name, z_out if keeps_z else a_out, b, gamma, z_out if keeps_z else a_out, a_out)
+    z = product.astype(np.float64) + b
     assert_close(a_out, ref.activate(z, name, g_ref), dtype, name)
-    if name == "prelu":
-        assert_close(z_out, z, dtype, "prelu keeps z")
+    if keeps_z:
+        assert_close(z_out, z, dtype, f"{name} keeps z")
     else:
-        assert np.isnan(z_out).all(), "z_out is written by prelu only"
+        assert np.isnan(z_out).all(), "z_out is written only by activations that keep z"
 
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", HIDDEN_ACTIVATIONS)
 def test_activation_backward(name, dtype, shape, rng):
+    """``grad ⊙= f'`` from ``a`` (or ``z``), and the gradient of a learnable γ."""
     n, _, width = shape
-    if name == "softmax" and width == 1:
-        width = 2
     z = draw(rng, dtype, n, width)
     gamma, g_ref = gamma_for(name, width, rng, dtype)
     a = ref.activate(z.astype(np.float64), name, g_ref).astype(dtype)
@@ -58,63 +90,21 @@ def test_activation_backward(name, dtype, shape, rng):
     expected, slope_expected = ref.chain(grad.astype(np.float64), z.astype(np.float64),
                                          a.astype(np.float64), name, g_ref)
     slope_grad = np.full(width, np.nan, dtype=dtype)
-    dense.activation_backward(grad, a, z, OUTPUT_ACTIVATIONS[name], gamma, slope_grad)
+    z_in = z if ACTIVATIONS[name].reads_z else a
+    functions(name).hidden_backward(0, grad, a, z_in, gamma, slope_grad)
     assert_close(grad, expected, dtype, name)
-    if name == "prelu":
-        assert_close(slope_grad, slope_expected, dtype, "prelu slope gradient")
+    if ACTIVATIONS[name].gamma == "learnable":
+        assert_close(slope_grad, slope_expected, dtype, "slope gradient")
     else:
         assert np.isnan(slope_grad).all()
-
-
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name_in", ref.HIDDEN)
-def test_dense_backward(name_in, dtype, shape, rng):
-    """coef/intercept gradients with L2 folded in, δ of the layer below, penalty."""
-    n, fan_in, fan_out = shape
-    z_in = draw(rng, dtype, n, fan_in)
-    gamma, g_ref = gamma_for(name_in, fan_in, rng, dtype)
-    a_in = ref.activate(z_in.astype(np.float64), name_in, g_ref).astype(dtype)
-    W, delta = draw(rng, dtype, fan_in, fan_out), draw(rng, dtype, n, fan_out)
-    l2 = 0.3
-    coef_grad = np.empty((fan_in, fan_out), dtype=dtype)
-    intercept_grad = np.empty(fan_out, dtype=dtype)
-    delta_in = np.empty((n, fan_in), dtype=dtype)
-    slope_grad = np.zeros(fan_in, dtype=dtype)
-    penalty = dense.dense_backward(a_in, delta, W, l2, coef_grad, intercept_grad, True,
-                                   z_in, OUTPUT_ACTIVATIONS[name_in], gamma, slope_grad,
-                                   delta_in)
-    a64, d64, W64 = a_in.astype(np.float64), delta.astype(np.float64), W.astype(np.float64)
-    assert_close(coef_grad, a64.T @ d64 + l2 * W64, dtype, "coef_grad")
-    assert_close(intercept_grad, d64.sum(axis=0), dtype, "intercept_grad")
-    assert_close(penalty, 0.5 * l2 * np.sum(W64 ** 2), dtype, "penalty")
-    expected, slope_expected = ref.chain(d64 @ W64.T, z_in.astype(np.float64), a64,
-                                         name_in, g_ref)
-    assert_close(delta_in, expected, dtype, "delta_in")
-    if name_in == "prelu":
-        assert_close(slope_grad, slope_expected, dtype, "prelu slope gradient")
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_dense_backward_first_layer_does_not_propagate(dtype, rng):
-    a_in, delta, W = draw(rng, dtype, 4, 3), draw(rng, dtype, 4, 2), draw(rng, dtype, 3, 2)
-    sentinel = np.full((4, 3), 7.0, dtype=dtype)
-    dense.dense_backward(a_in, delta, W, 0.0, np.empty((3, 2), dtype), np.empty(2, dtype),
-                         False, a_in, 0, np.zeros(1, dtype), np.zeros(1, dtype), sentinel)
-    assert (sentinel == 7.0).all()
 
 
 PAIRS = [("softmax", "cross_entropy"), ("logistic", "binary_cross_entropy"),
          ("identity", "squared_error"), ("logistic", "squared_error"),
          ("tanh", "squared_error"), ("softmax", "squared_error"), ("prelu", "squared_error"),
          ("relu", "squared_error"), ("elu", "squared_error"), ("hard_tanh", "squared_error"),
-         ("exp", "poisson"), ("identity", "mean_squared_error"),
-         ("tanh", "mean_squared_error")]
-CANONICAL = {("softmax", "cross_entropy"), ("logistic", "binary_cross_entropy"),
-             ("identity", "squared_error"), ("exp", "poisson"),
-             ("identity", "mean_squared_error")}
-# scikit-learn's squared error is not a user-facing loss name of the native API
-LOSS_CODES = {**LOSSES, "mean_squared_error": losses.MEAN_SQUARED_ERROR}
+         ("exp", "poisson"), ("identity", "sklearn_squared_error"),
+         ("tanh", "sklearn_squared_error")]
 
 
 def targets(loss, n, width, rng, dtype):
@@ -125,6 +115,10 @@ def targets(loss, n, width, rng, dtype):
     if loss == "poisson":
         return rng.poisson(1.5, (n, width)).astype(dtype)
     return draw(rng, dtype, n, width)
+
+
+def output_functions(output, loss):
+    return specialize.network_kernels(specialize.Config((), output, loss)).module
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
@@ -142,29 +136,41 @@ def test_output_delta(output, loss, dtype, shape, weighted, rng):
     Y = targets(loss, n, width, rng, dtype)
     weights = rng.uniform(0.1, 3.0, n) if weighted else None
     Y_in = np.column_stack([Y, weights]).astype(dtype) if weighted else Y
-    norm = losses.batch_weight(Y_in, width)
+    norm = batch_weight(Y_in, width)
     delta = np.empty((n, width), dtype=dtype)
     slope_grad = np.zeros(width, dtype=dtype)
-    total = losses.output_delta(a, Y_in, z, OUTPUT_ACTIVATIONS[output], gamma, slope_grad,
-                                LOSS_CODES[loss], (output, loss) in CANONICAL, 1.0 / norm,
-                                delta)
+    module = output_functions(output, loss)
+    total = module.output_delta(a, Y_in, z, gamma, slope_grad, 1.0 / norm, delta)
     a64, Y64 = a.astype(np.float64), Y.astype(np.float64)
     w64 = Y_in[:, width].astype(np.float64) if weighted else None
     assert norm == pytest.approx(n if w64 is None else w64.sum())
     assert_close(total / norm, ref.loss_value(a64, Y64, loss, w64), dtype, "loss")
+    assert module.output_loss(a, Y_in) == pytest.approx(total, rel=1e-12)
     expected, slope_expected = ref.chain(ref.loss_grad_a(a64, Y64, loss, w64),
                                          z.astype(np.float64), a64, output, g_ref)
     assert_close(delta, expected, dtype, "delta")
-    if output == "prelu":
-        assert_close(slope_grad, slope_expected, dtype, "prelu slope gradient")
+    if ACTIVATIONS[output].gamma == "learnable":
+        assert_close(slope_grad, slope_expected, dtype, "slope gradient")
+
+
+def test_every_loss_is_checked_with_its_canonical_output():
+    assert {loss for _, loss in PAIRS} == set(LOSSES)
+    assert {(LOSSES[loss].canonical_output, loss) for loss in LOSSES} <= set(PAIRS)
 
 
 def test_cross_entropy_clips_zero_probability():
     a = np.array([[0.0, 1.0]])
     Y = np.array([[1.0, 0.0]])
-    total = losses.output_delta(a, Y, a, 10, np.zeros(1), np.zeros(1), 0, True, 1.0,
-                                np.empty_like(a))
+    total = output_functions("softmax", "cross_entropy").output_loss(a, Y)
     assert total == pytest.approx(-np.log(np.finfo(np.float64).eps))
+
+
+def hyper(lr=0.0, momentum=0.0, nesterov=False, b1=0.0, b2=0.0, eps=0.0, weight_decay=0.0):
+    h = np.zeros(optimizers.N_HYPER)
+    h[[optimizers.H_LR, optimizers.H_MOMENTUM, optimizers.H_NESTEROV, optimizers.H_B1,
+       optimizers.H_B2, optimizers.H_EPS, optimizers.H_WEIGHT_DECAY]] = (
+        lr, momentum, nesterov, b1, b2, eps, weight_decay)
+    return h
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -172,14 +178,15 @@ def test_cross_entropy_clips_zero_probability():
 def test_sgd_update(momentum, nesterov, dtype, rng):
     n, n_decay, lr, l2 = 11, 6, 0.05, 0.01
     p, g = draw(rng, dtype, n), draw(rng, dtype, n)
-    velocity = draw(rng, dtype, n) if momentum else np.empty(0, dtype)
+    state = draw(rng, dtype, 1 if momentum else 0, n)
+    velocity = state[0] if momentum else np.empty(0)
     g_l2 = g.astype(np.float64) + np.r_[l2 * p[:n_decay].astype(np.float64), np.zeros(n - n_decay)]
     p_exp, v_exp = ref.sgd_step(p.astype(np.float64), g_l2, velocity.astype(np.float64),
                                 lr, momentum, nesterov)
-    optim.sgd_update(p, g, velocity, lr, momentum, nesterov, l2, n_decay)
+    optimizers.sgd_step(p, g, state, hyper(lr, momentum, nesterov), 1, n_decay, l2)
     assert_close(p, p_exp, dtype, "params")
     if momentum:
-        assert_close(velocity, v_exp, dtype, "velocity")
+        assert_close(state[0], v_exp, dtype, "velocity")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -187,8 +194,8 @@ def test_sgd_update(momentum, nesterov, dtype, rng):
 def test_adam_update(weight_decay, dtype, rng):
     n, n_decay, lr, b1, b2, eps = 9, 4, 0.01, 0.9, 0.999, 1e-8
     p, g = draw(rng, dtype, n), draw(rng, dtype, n)
-    m, v = draw(rng, dtype, n), np.abs(draw(rng, dtype, n))
-    p64, m64, v64 = p.astype(np.float64), m.astype(np.float64), v.astype(np.float64)
+    state = np.stack([draw(rng, dtype, n), np.abs(draw(rng, dtype, n))])
+    p64, m64, v64 = p.astype(np.float64), state[0].astype(np.float64), state[1].astype(np.float64)
     for t in (1, 2, 3):
         p64_d, m64, v64 = ref.adam_step(p64[:n_decay], g[:n_decay].astype(np.float64),
                                         m64[:n_decay], v64[:n_decay], t, lr, b1, b2, eps,
@@ -197,10 +204,11 @@ def test_adam_update(weight_decay, dtype, rng):
                              v64[n_decay:], t, lr, b1, b2, eps)
         p64 = np.r_[p64_d[0], rest[0]]
         m64, v64 = np.r_[p64_d[1], rest[1]], np.r_[p64_d[2], rest[2]]
-        optim.adam_update(p, g, m, v, t, lr, b1, b2, eps, 0.0, weight_decay, n_decay)
+        optimizers.adam_step(p, g, state, hyper(lr, b1=b1, b2=b2, eps=eps,
+                                                weight_decay=weight_decay), t, n_decay, 0.0)
     assert_close(p, p64, dtype, "params")
-    assert_close(m, m64, dtype, "m")
-    assert_close(v, v64, dtype, "v")
+    assert_close(state[0], m64, dtype, "m")
+    assert_close(state[1], v64, dtype, "v")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

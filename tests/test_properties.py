@@ -3,8 +3,14 @@
 Each example draws a network (input 1-6 units, 0-2 hidden layers of 1-7 units,
 a hidden activation per layer, 1-4 outputs), one of the legal (output, loss)
 pairs, γ and the prelu slopes, a dtype and the data. The pairs and activations
-are enumerated from ``fastbp.architecture``, so a new one is drawn without
-editing this file. Examples are derandomized: CI runs the same ones every time.
+are enumerated from the registries, so a new one is drawn without editing this
+file. Examples are derandomized: CI runs the same ones every time.
+
+A network's own functions are compiled per configuration (its distinct hidden
+activations, output and loss; ``fastbp.specialize``), so the draws come from a
+fixed catalogue of configurations, ``CONFIGS``, one per legal pair, whose
+hidden activations cycle through every hidden activation: every activation and
+pair is drawn, and the suite compiles each configuration once.
 """
 import copy
 
@@ -17,6 +23,7 @@ from conftest import DTYPES, assert_close, reference_gammas, reference_loss_and_
 import reference as ref
 import fastbp
 from fastbp import architecture as arch
+from fastbp.kernels.activations import ACTIVATIONS
 from fastbp.optim import SGD, Adam, AdamW
 from fastbp.strategy import STRATEGIES
 
@@ -29,15 +36,20 @@ def _legal(output, loss):
     return True
 
 
-PAIRS = [(output, loss) for output in arch.OUTPUT_ACTIVATIONS for loss in arch.LOSSES
+# the public losses (the estimators' scikit-learn squared error, whose gradient is not
+# that of its value, has its own checks in test_kernels and test_estimators)
+PAIRS = [(output, loss) for output in arch.OUTPUT_ACTIVATIONS for loss in arch.PUBLIC_LOSSES
          if _legal(output, loss)]
 HIDDEN = list(arch.HIDDEN_ACTIVATIONS)
+# (output, loss, hidden activations its layers draw from): every pair once, and two
+# hidden activations per configuration, stepping through the list so that each
+# hidden activation appears in several configurations, alone or beside another
+CONFIGS = [(output, loss, (HIDDEN[i % len(HIDDEN)], HIDDEN[(3 * i + 1) % len(HIDDEN)]))
+           for i, (output, loss) in enumerate(PAIRS)]
 FIT_STRATEGIES = [s for s in STRATEGIES if s != "auto"]
-# Pre-activations where f' jumps; elu's f'' jumps at 0 for every γ (f' too unless
-# γ = 1), which the fourth-order difference of check_gradients also sees.
-KINKS = {"identity": (), "logistic": (), "tanh": (), "softplus": (), "softmax": (),
-         "exp": (), "relu": (0.0,), "leaky_relu": (0.0,), "prelu": (0.0,), "elu": (0.0,),
-         "hard_logistic": (-2.0, 2.0), "hard_tanh": (-1.0, 1.0)}
+# Pre-activations where f' jumps (the registry's kinks); elu's f'' jumps at 0 for
+# every γ (f' too unless γ = 1), which the fourth-order difference also sees.
+KINKS = {name: a.kinks for name, a in ACTIVATIONS.items()}
 # A parameter moved by ±2h (h = 1e-4) moves no pre-activation this far in these small nets.
 KINK_MARGIN = 0.02
 TOLERANCE = 1e-6  # the central-difference tolerance of tests/test_gradients.py
@@ -49,8 +61,8 @@ PROPERTY = settings(deadline=None, derandomize=True, database=None,
 def test_every_activation_and_loss_is_drawn_and_known_to_the_reference():
     """The draws below cover everything the library offers, and can be checked."""
     assert {o for o, _ in PAIRS} == set(arch.OUTPUT_ACTIVATIONS)
-    assert {l for _, l in PAIRS} == set(arch.LOSSES)
-    assert set(KINKS) == set(arch.OUTPUT_ACTIVATIONS), "classify the new activation's kinks"
+    assert {l for _, l in PAIRS} == set(arch.PUBLIC_LOSSES)
+    assert {h for _, _, hidden in CONFIGS for h in hidden} == set(HIDDEN)
     z = np.linspace(-3, 3, 12).reshape(3, 4)
     for name in arch.OUTPUT_ACTIVATIONS:
         a = ref.activate(z, name, 0.3)
@@ -80,11 +92,11 @@ def targets(loss, n, k, rng):
 @st.composite
 def networks(draw):
     """Keyword arguments of an MLP, plus the seed of its data and prelu slopes."""
-    output, loss = draw(st.sampled_from(PAIRS))
+    output, loss, config_hidden = draw(st.sampled_from(CONFIGS))
     n_hidden = draw(st.integers(0, 2))
     sizes = ([draw(st.integers(1, 6))] + [draw(st.integers(1, 7)) for _ in range(n_hidden)]
              + [draw(st.integers(2 if output == "softmax" else 1, 4))])
-    hidden = [draw(st.sampled_from(HIDDEN)) for _ in range(n_hidden)]
+    hidden = [draw(st.sampled_from(config_hidden)) for _ in range(n_hidden)]
     gamma = draw(st.one_of(st.none(), st.floats(0.0, 1.5)))
     return dict(layer_sizes=sizes, activation=hidden, output=output, loss=loss, gamma=gamma,
                 seed=draw(st.integers(0, 2 ** 16)))
@@ -147,21 +159,23 @@ def test_prediction_and_evaluation_match_reference(net, dtype, n, parallel, chun
     """Outputs and mean loss, in chunks of ``chunk`` rows (a short last chunk),
     on one thread or spread over two."""
     import fastbp.model as M
+    from fastbp import specialize
     model, X, y = build(net, dtype, n)
     _, acts = forward64(model, X)
     Y = model._check_targets(y, n).astype(np.float64)
-    kernel, calls = M.KS.predict_rows_parallel, []
+    entry, calls = specialize.entry, []
 
-    def spy(*args):  # proves the parallel path ran when it should
-        calls.append(1)
-        return kernel(*args)
+    def spy(name, dtype):  # proves the parallel path ran when it should
+        calls.append(name)
+        return entry(name, dtype)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(M, "PREDICT_CHUNK", chunk)
-        mp.setattr(M, "PARALLEL_PREDICT_MIN_ROWS", 1 if parallel else 10 ** 9)
-        mp.setattr(M.KS, "predict_rows_parallel", spy)
+        mp.setattr(M, "PARALLEL_PREDICT_MIN_MACS", 0 if parallel else 10 ** 18)
+        mp.setattr(specialize, "entry", spy)
         out = model._forward(model._check_X(X))
         scores = model.evaluate(X, y)
-    assert len(calls) == (parallel and n > 1 and numba.get_num_threads() > 1)
+    parallel_ran = parallel and n > chunk and numba.get_num_threads() > 1
+    assert calls.count("predict_rows_parallel") == parallel_ran
     assert_close(out, acts[-1], dtype, "outputs")
     assert_close(scores["loss"], ref.loss_value(acts[-1], Y, model.loss), dtype, "loss")
 

@@ -300,18 +300,42 @@ def test_fits_in_two_threads_match_the_same_fits_run_one_after_the_other():
     assert blas_threads() == before  # the process-wide BLAS setting comes back
 
 
-def test_blas_limit_is_the_smallest_of_the_running_calls_and_then_restored():
-    # calls from two threads end in any order, not last-in first-out
-    from fastbp._threads import thread_limit
-    before = blas_threads()
-    first, second = thread_limit(1, 2), thread_limit(2, 1)
+def test_blas_thread_count_is_set_per_thread_and_restored():
+    """Each call sets BLAS's thread count for its own thread (the process-wide setting
+    does not take from other threads); a call wanting several BLAS threads runs alone
+    among fastbp's calls, and a nested call never waits."""
+    from fastbp._threads import kernel_threads
+    from fastbp.kernels import blas_threads
+    if not blas_threads.AVAILABLE:
+        pytest.skip("this BLAS has no thread-local thread count")
+    def setting():  # read without changing: set, then put back what was there
+        previous = blas_threads.set_local(1)
+        blas_threads.set_local(previous)
+        return previous
+    before = setting()
+    first, second = kernel_threads(1, 1), kernel_threads(2, 1)
     first.__enter__()
-    second.__enter__()
-    assert set(blas_threads()) == {1}
-    first.__exit__(None, None, None)
-    assert set(blas_threads()) == {1}  # the call still running asked for 1
+    second.__enter__()  # single-threaded calls run side by side
+    assert setting() == 1
+    first.__exit__(None, None, None)  # calls end in any order, not last-in first-out
+    entered = threading.Event()
+    seen = []
+
+    def alone():
+        with kernel_threads(1, 2):
+            entered.set()
+            seen.append(setting())
+    waiting = threading.Thread(target=alone)
+    waiting.start()
+    assert not entered.wait(0.3), "a call wanting 2 BLAS threads ran beside a running call"
     second.__exit__(None, None, None)
-    assert blas_threads() == before
+    waiting.join(10)
+    assert seen == [2] and setting() == before
+    with kernel_threads(1, 2):  # nested calls in the same thread: no wait, then restored
+        with kernel_threads(1, 1):
+            assert setting() == 1
+        assert setting() == 2
+    assert setting() == before
 
 
 @pytest.mark.parametrize("backend", ["threading", "loky"])
@@ -327,8 +351,9 @@ def test_grid_search_in_parallel_threads_and_processes(backend):
             return GridSearchCV(fastbp.MLPClassifier(max_iter=20, random_state=0), grid,
                                 cv=2, n_jobs=n_jobs).fit(X, y)
     parallel, serial = search(2), search(1)
-    np.testing.assert_allclose(parallel.cv_results_["mean_test_score"],
-                               serial.cv_results_["mean_test_score"])
+    # the work is split into the same parts in a worker thread or process: the same bits
+    np.testing.assert_array_equal(parallel.cv_results_["mean_test_score"],
+                                  serial.cv_results_["mean_test_score"])
 
 
 def test_workqueue_threading_layer_runs_concurrent_calls_in_turn():
@@ -378,3 +403,83 @@ def test_thread_count_changes_results_only_within_float_tolerance(strategy):
                   verbose=0, n_jobs=n_jobs, strategy=strategy)
         params[n_jobs] = model.params
     np.testing.assert_allclose(params[2], params[1], rtol=1e-9, atol=1e-12)
+
+
+def fit_and_predict(strategy, n_jobs=2, seed=0):
+    """Weights and predictions of a small fit (importable by a process pool's workers).
+
+    Its products are of shapes whose OpenBLAS results change with BLAS's thread
+    count (measured: 59% of the weights differ after one epoch with 1 and 2).
+    """
+    rng = np.random.default_rng(11)
+    X, y = rng.standard_normal((800, 500)), rng.integers(0, 4, 800)
+    model = fastbp.MLP([500, 128, 64, 4], seed=seed)
+    model.fit(X, y, optimizer=SGD(0.05, momentum=0.9), epochs=2, batch_size=32, verbose=0,
+              n_jobs=n_jobs, strategy=strategy)
+    return model.params.copy(), model.predict_proba(X)
+
+
+def busy(stop, ready):
+    """Fits and predicts that want other thread counts, in a loop until ``stop`` is set."""
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((3000, 64))
+    big = fastbp.MLP([64, 256, 8], seed=1)
+    while not stop.is_set():
+        big.predict_proba(X)  # several threads, BLAS single-threaded
+        fastbp.MLP([64, 32, 8], seed=2).fit(X[:600], np.arange(600) % 8, epochs=1,
+                                            verbose=0, n_jobs=2, strategy="blas")  # BLAS: 2
+        ready.set()
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_results_do_not_depend_on_what_runs_beside_them(strategy):
+    """The same fit and predict alone, and in a thread while other threads fit and predict
+    with other thread counts (BLAS ones included): the same bits."""
+    alone = fit_and_predict(strategy)
+    stop, ready = threading.Event(), threading.Event()
+    others = [threading.Thread(target=busy, args=(stop, ready)) for _ in range(2)]
+    for t in others:
+        t.start()
+    beside = []
+    try:
+        ready.wait(60)
+        worker = threading.Thread(
+            target=lambda: beside.extend(fit_and_predict(strategy) for _ in range(3)))
+        worker.start()
+        worker.join()
+    finally:
+        stop.set()
+        for t in others:
+            t.join()
+    for params, predictions in beside:
+        np.testing.assert_array_equal(params, alone[0])
+        np.testing.assert_array_equal(predictions, alone[1])
+
+
+def test_results_are_the_same_in_a_process_pool():
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    alone = [fit_and_predict(s) for s in STRATEGIES]
+    context = multiprocessing.get_context("spawn")  # OpenMP threads do not survive a fork
+    with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+        pooled = list(pool.map(fit_and_predict, STRATEGIES))
+    for (p0, y0), (p1, y1) in zip(alone, pooled):
+        np.testing.assert_array_equal(p1, p0)
+        np.testing.assert_array_equal(y1, y0)
+
+
+@pytest.mark.parametrize("strategy", ["sharded", "columns"])
+def test_the_threads_running_the_parts_do_not_change_the_results(strategy):
+    """``n_jobs`` None splits the work by the usable cores; Numba's thread count in the
+    calling thread (here 1 or all) only decides how many threads run the parts."""
+    import numba
+    runs = []
+    previous = numba.get_num_threads()
+    try:
+        for threads in (1, numba.config.NUMBA_NUM_THREADS):
+            numba.set_num_threads(threads)
+            runs.append(fit_and_predict(strategy, n_jobs=None))
+    finally:
+        numba.set_num_threads(previous)
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])

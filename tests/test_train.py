@@ -5,7 +5,8 @@ import pytest
 from conftest import DTYPES, assert_close, reference_gammas, reference_loss_and_flat_grad
 import reference as ref
 import fastbp
-from fastbp._threads import thread_limit
+from fastbp import specialize
+from fastbp._threads import kernel_threads
 from fastbp.optim import SGD, Adam, AdamW
 from fastbp.strategy import thread_counts
 
@@ -76,7 +77,7 @@ def test_step_loop_does_not_allocate(strategy):
     opt = Adam()
     state = opt.init(model.params, n_decay=model.n_coefs)
     run = model._epoch_runner(X, Y, opt, state, 4, strategy, 2)
-    with thread_limit(*thread_counts(strategy, 2)):
+    with kernel_threads(*thread_counts(strategy, 2, 2)):
         run(np.arange(4))  # compile first
         _nrt_python.memsys_enable_stats()
         try:
@@ -109,7 +110,7 @@ def test_columns_epoch_matches_serial_epoch(activation, output, opt, n_blocks):
                                  else rng.standard_normal((45, 3)), 45)
         state = opt.init(model.params, n_decay=model.n_coefs)
         run = model._epoch_runner(model._check_X(X), Y, opt, state, 8, strategy, n_blocks)
-        with thread_limit(*thread_counts(strategy, 2)):
+        with kernel_threads(*thread_counts(strategy, n_blocks, 2)):
             losses = [run(np.random.default_rng(e).permutation(45)) for e in range(2)]
         results.append((losses, model.params.copy(), state.buffers.copy()))
         rng = np.random.default_rng(5)
@@ -153,7 +154,7 @@ def test_columns_without_a_hidden_layer_runs_serial():
 def test_prediction_matches_reference_forward(output, dtype, parallel, monkeypatch):
     import fastbp.model
     if parallel:  # small chunks spread over 2 threads, a short last chunk
-        monkeypatch.setattr(fastbp.model, "PARALLEL_PREDICT_MIN_ROWS", 2)
+        monkeypatch.setattr(fastbp.model, "PARALLEL_PREDICT_MIN_MACS", 0)
         monkeypatch.setattr(fastbp.model, "PREDICT_CHUNK", 3)
     rng = np.random.default_rng(1)
     model = fastbp.MLP([4, 9, 3], activation="elu", output=output, dtype=dtype, seed=1)
@@ -170,7 +171,6 @@ def test_sample_weights_equal_repeated_rows_and_scale_l2_by_batch_weight(dtype):
     """A weights column after the targets: integer weights give the loss and
     gradient of the rows repeated that many times; ``l2_per_weight`` adds
     ``alpha / Σw`` to the L2 coefficient (scikit-learn's ``alpha``)."""
-    from fastbp.kernels import train as K
     rng = np.random.default_rng(3)
     model = fastbp.MLP([4, 6, 3], activation="tanh", dtype=dtype, seed=0)
     X = rng.standard_normal((5, 4)).astype(dtype)
@@ -181,9 +181,9 @@ def test_sample_weights_equal_repeated_rows_and_scale_l2_by_batch_weight(dtype):
     def loss_grad(X, Y, l2, l2_per_weight, norm):
         grads = np.empty_like(model.params)
         acts, zs, deltas = model._layout.workspace(X.shape[0], dtype)
-        loss = K.forward_backward(X, Y, model.params, grads, layers, gammas,
-                                  model._loss_code, model._canonical, l2, l2_per_weight, norm,
-                                  acts, zs, deltas)
+        loss = specialize.entry("forward_backward", dtype)(
+            model._net(), X, Y, model.params, grads, layers, gammas, l2, l2_per_weight, norm,
+            acts, zs, deltas)
         return loss, grads
 
     weighted = loss_grad(X, np.column_stack([Y, w]).astype(dtype), 0.0, 0.7, float(w.sum()))

@@ -1,0 +1,403 @@
+"""The compile model: shared entry kernels, and small functions specialised per network.
+
+Two kinds of compiled code:
+
+- The **entry kernels** (``fastbp.kernels.entries``: the epoch of each
+  strategy, prediction, evaluation, loss and gradient) are ordinary cached
+  Numba kernels, the same for every network: compiled once per machine and
+  dtype, then loaded from Numba's on-disk cache.
+- A network's **own functions** (``fastbp.kernels.network_functions``: its
+  hidden activations, its output activation and loss) depend on its
+  *configuration*: the distinct hidden activations, the output and the loss.
+  For each configuration this module writes a small module,
+  ``<cache>/kernels-<sources digest>/net_<key>.py``, whose functions call the
+  registry's scalar functions of exactly what that network uses, compiles
+  them for the fixed signatures of their slots and hands the entry kernels
+  their addresses (``NetworkKernels.addresses``). The optimizer's update rule
+  is a cached kernel of the registry, passed the same way.
+
+So a fit compiles only what its network uses, a new network compiles only its
+own small functions, and a warm cache loads everything. Layers with the same
+activation share one branch of ``hidden_forward``: a layer's row in the layout
+table carries the index of its activation among the configuration's distinct
+hidden activations (``kinds``), so networks of any depth and width with the
+same activations share their compiled functions. ``docs/design.md`` has the
+measurements that chose this model.
+
+The cache directory is ``$FASTBP_CACHE_DIR``, else ``$NUMBA_CACHE_DIR/fastbp``,
+else ``$XDG_CACHE_HOME/fastbp`` (``~/.cache/fastbp``); it can be deleted at
+any time. The first time something compiles with a cold cache, one line on
+stderr says so (logger ``fastbp.compile``; ``FASTBP_COMPILE_NOTICE=0`` or a
+level above INFO silences it).
+"""
+import hashlib
+import importlib.util
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .kernels import activations as A
+from .kernels import entries as E
+from .kernels import losses as L
+from .kernels import network_functions as F
+from .kernels import optimizers as O
+from .kernels._stale_cache import sources_digest
+
+logger = logging.getLogger("fastbp.compile")
+
+# Seconds a cold compile took on the machine where this was measured (2-core
+# Xeon, float32); the notice quotes this machine's own figure instead once it
+# has compiled something.
+TYPICAL_SECONDS = {"network": 1.5, "train_epoch": 3.0, "train_epoch_columns": 6.0,
+                   "train_epoch_sharded": 5.0, "predict_rows": 1.5,
+                   "predict_rows_parallel": 2.0, "evaluate_rows": 1.5,
+                   "forward_backward": 2.5, "apply_update": 0.5}
+
+
+@dataclass(frozen=True)
+class Config:
+    """What a network's own functions are specialised for.
+
+    Attributes
+    ----------
+    hidden : tuple of str
+        The distinct hidden activations, sorted (a layer refers to its own by index).
+    output, loss : str
+    """
+
+    hidden: tuple
+    output: str
+    loss: str
+
+    @property
+    def key(self):
+        return f"{'+'.join(self.hidden) or 'none'}__{self.output}__{self.loss}"
+
+    def describe(self):
+        hidden = ", ".join(self.hidden) or "no hidden layer"
+        return f"{hidden} → {self.output}, {self.loss}"
+
+
+def kinds(activations):
+    """``(hidden names, kind per layer)``: each hidden layer's index into the distinct names."""
+    hidden = tuple(sorted(set(activations[:-1])))
+    return hidden, [hidden.index(name) for name in activations[:-1]] + [0]
+
+
+# ----------------------------------------------------------------------------- sources
+def cache_root():
+    """Where generated kernels and their compiled code live (see the module docstring)."""
+    if os.environ.get("FASTBP_CACHE_DIR"):
+        return Path(os.environ["FASTBP_CACHE_DIR"])
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return Path(os.environ["NUMBA_CACHE_DIR"]) / "fastbp"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "fastbp"
+
+
+class _Source:
+    """The lines of a generated module: imports and functions."""
+
+    def __init__(self):
+        self.imports, self.functions = set(), []
+
+    def name(self, fn, prefix):
+        """The name a registry function (a Numba dispatcher) goes by in the module."""
+        py = getattr(fn, "py_func", fn)
+        name = f"{prefix}_{py.__name__}"
+        self.imports.add(f"from {py.__module__} import {py.__name__} as {name}")
+        return name
+
+    def function(self, signature, body):
+        self.functions += ["", "", "@kernel", f"def {signature}:"]
+        self.functions += [f"    {line}" for line in body]
+
+
+def _forward_call(src, act, prefix):
+    """The statement applying ``act`` to ``product + b`` (``product`` is also ``z_out``)."""
+    if act.rows_forward is not None:
+        return f"{src.name(act.rows_forward, prefix)}(product, b, a_out)"
+    helper = "bias_activation_per_unit" if act.gamma == "learnable" else "bias_activation"
+    return f"_layers.{helper}(product, b, {src.name(act.forward, prefix)}, gamma, z_out, a_out)"
+
+
+def _backward_call(src, act, prefix, grad="grad"):
+    """The statement turning ``∂loss/∂a`` into ``∂loss/∂z`` for ``act``, or None (f' = 1)."""
+    if act.rows_backward is not None:
+        return f"{src.name(act.rows_backward, prefix)}({grad}, a)"
+    if act.derivative is None:
+        return None
+    if act.gamma == "learnable":
+        return (f"_layers.times_derivative_per_unit({grad}, a, z, "
+                f"{src.name(act.derivative, prefix)}, {src.name(act.gamma_derivative, prefix)}, "
+                "gamma, gamma_grad)")
+    return f"_layers.times_derivative({grad}, a, z, {src.name(act.derivative, prefix)}, gamma)"
+
+
+def _branches(bodies):
+    """``if kind == 0: ... elif kind == 1: ...`` (``pass`` for a branch with nothing to do)."""
+    lines = []
+    for k, (name, body) in enumerate(bodies):
+        lines += [f"{'if' if k == 0 else 'elif'} kind == {k}:  # {name}", f"    {body or 'pass'}"]
+    return lines or ["pass"]
+
+
+def generate_source(config):
+    """The text of ``config``'s module: one function per slot of ``network_functions``."""
+    src = _Source()
+    acts = [A.ACTIVATIONS[name] for name in config.hidden]
+    out = A.ACTIVATIONS[config.output]
+    loss = L.LOSSES[config.loss]
+    src.function("hidden_forward(kind, product, b, gamma, z_out, a_out)",
+                 _branches([(a.name, _forward_call(src, a, f"_h{k}"))
+                            for k, a in enumerate(acts)]))
+    src.function("hidden_backward(kind, grad, a, z, gamma, gamma_grad)",
+                 _branches([(a.name, _backward_call(src, a, f"_h{k}"))
+                            for k, a in enumerate(acts)]))
+    src.function("output_forward(product, b, gamma, z_out, a_out)",
+                 [_forward_call(src, out, "_out")])
+    term, mean = src.name(loss.term, "_loss"), str(loss.mean_over_outputs)
+    if config.output == loss.canonical_output:  # the matched pair: δ = a − y
+        body = [f"return _losses.delta_and_loss(a, y, {term}, _losses.canonical_gradient, "
+                f"{mean}, scale, delta)"]
+    else:  # the chain rule through the output's derivative
+        backward = _backward_call(src, out, "_out", grad="delta")
+        body = [f"total = _losses.delta_and_loss(a, y, {term}, "
+                f"{src.name(loss.gradient, '_loss')}, {mean}, scale, delta)"]
+        body += ([backward] if backward else []) + ["return total"]
+    src.function("output_delta(a, y, z, gamma, gamma_grad, scale, delta)", body)
+    src.function("output_loss(a, y)", [f"return _losses.loss_only(a, y, {term}, {mean})"])
+    header = [f'"""The functions of networks with {config.describe()}.', "",
+              "Written by fastbp.specialize; see fastbp/kernels/network_functions.py.", '"""',
+              "from fastbp.kernels import layers as _layers",
+              "from fastbp.kernels import losses as _losses",
+              "from fastbp.kernels._config import kernel"] + sorted(src.imports)
+    return "\n".join(header + src.functions) + "\n"
+
+
+# ----------------------------------------------------------------------------- loading
+_lock = threading.Lock()
+_modules = {}
+_directory = None
+_noticed = set()
+
+
+def _kernels_dir():
+    """The generated kernels' directory for these sources (created on first use)."""
+    global _directory
+    if _directory is None:
+        name = f"kernels-{sources_digest()[:16]}"
+        path = cache_root() / name
+        if not _writable_dir(path):  # a read-only home: compile into a temporary directory
+            path = Path(tempfile.gettempdir()) / f"fastbp-{os.getuid()}" / name
+            path.mkdir(parents=True, exist_ok=True)
+        _directory = path
+    return _directory
+
+
+def _writable_dir(path):
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".probe-{os.getpid()}-{threading.get_ident()}"
+        probe.write_text("")
+        probe.unlink()
+        return True
+    except OSError:
+        return False
+
+
+def _write_if_changed(path, text):
+    """Write ``text`` to ``path`` atomically, leaving an identical file untouched.
+
+    Numba's cache is keyed by the file's modification time: rewriting the same
+    text would throw the compiled functions away.
+    """
+    try:
+        if path.read_text() == text:
+            return
+    except OSError:
+        pass
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class _ColdCompile:
+    """Says on stderr, once, that something is compiling with a cold cache, and records it.
+
+    A marker file beside the generated modules holds the seconds a compile
+    took; no marker means a cold cache (it lives in the same directory tree as
+    Numba's cache when ``NUMBA_CACHE_DIR`` is set).
+    """
+
+    def __init__(self, what, name, dtype):
+        self.what, self.name, self.dtype = what, name, dtype
+        self.marker = _kernels_dir() / f"{name}.{dtype}.s"
+
+    def __enter__(self):
+        self.cold = not self.marker.exists()
+        if self.cold and (self.what, self.dtype) not in _noticed:
+            _noticed.add((self.what, self.dtype))
+            logger.info("fastbp: compiling kernels for %s (%s), about %.0f s, once per machine",
+                        self.what, self.dtype, self._estimate())
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if kind is None and self.cold:
+            try:
+                self.marker.write_text(f"{time.perf_counter() - self.start:.2f}\n")
+            except OSError:
+                pass
+
+    def _estimate(self):
+        """This machine's median for the same kind of compile, else the typical figure."""
+        kind = "network" if self.name.startswith("net_") else self.name
+        pattern = f"net_*.{self.dtype}.s" if kind == "network" else f"{kind}.{self.dtype}.s"
+        recorded = []
+        for path in self.marker.parent.glob(pattern):
+            try:
+                recorded.append(float(path.read_text()))
+            except (OSError, ValueError):
+                pass
+        if recorded:
+            return sorted(recorded)[len(recorded) // 2]
+        return TYPICAL_SECONDS.get(kind, 2.0)
+
+
+def _address(dispatcher, signature):
+    """The entry point of ``dispatcher`` compiled (or loaded from the cache) for ``signature``."""
+    dispatcher.compile(signature.args)
+    result = dispatcher.overloads[signature.args]
+    return result.library.get_pointer_to_function(result.fndesc.llvm_func_name)
+
+
+_SLOTS = {F.HIDDEN_FORWARD: "hidden_forward", F.HIDDEN_BACKWARD: "hidden_backward",
+          F.OUTPUT_FORWARD: "output_forward", F.OUTPUT_DELTA: "output_delta",
+          F.OUTPUT_LOSS: "output_loss"}
+
+
+class NetworkKernels:
+    """One configuration's compiled functions, as the entry kernels take them."""
+
+    def __init__(self, config, module, name):
+        self.config, self.module, self.name = config, module, name
+        self._addresses = {}
+        self._lock = threading.Lock()
+
+    def addresses(self, dtype, rule=None):
+        """The int64 ``net`` array of the entry kernels for ``dtype`` (the optimizer's ``rule``).
+
+        Compiles this network's functions for ``dtype`` on first use (or
+        loads them from the cache); ``rule`` None leaves the update slot empty,
+        for the kernels that do not train.
+        """
+        key = (np.dtype(dtype).name, rule)
+        found = self._addresses.get(key)
+        if found is None:
+            with self._lock:
+                found = self._addresses.get(key)
+                if found is None:
+                    found = self._addresses[key] = self._compile(*key)
+        return found
+
+    def _compile(self, dtype, rule):
+        from numba import from_dtype
+        nb_dtype = from_dtype(np.dtype(dtype))
+        net = np.zeros(F.N_SLOTS, dtype=np.int64)
+        with _ColdCompile(f"this network ({self.config.describe()})", self.name, dtype):
+            for slot, name in _SLOTS.items():
+                net[slot] = _address(getattr(self.module, name), F.signature(slot, nb_dtype))
+        if rule is not None:
+            with _ColdCompile(f"the {rule} update", f"rule_{rule}", dtype):
+                net[F.UPDATE] = _address(O.RULES[rule].update, F.signature(F.UPDATE, nb_dtype))
+        net.flags.writeable = False
+        return net
+
+
+def network_kernels(config):
+    """The :class:`NetworkKernels` of ``config``, generated and imported on first use."""
+    found = _modules.get(config)
+    if found is not None:
+        return found
+    with _lock:
+        found = _modules.get(config)
+        if found is None:
+            digest = hashlib.sha256(config.key.encode()).hexdigest()[:12]
+            name = f"net_{digest}"
+            path = _kernels_dir() / f"{name}.py"
+            _write_if_changed(path, generate_source(config))
+            module_name = f"fastbp.kernels.{name}"
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+            found = _modules[config] = NetworkKernels(config, module, name)
+    return found
+
+
+class _Entry:
+    """An entry kernel that says so the first time it compiles on this machine."""
+
+    def __init__(self, name, dtype):
+        self.name, self.dtype = name, dtype
+        self.dispatcher = getattr(E, name)
+        self._ready = False
+        self._lock = threading.Lock()
+
+    def __call__(self, *args):
+        if not self._ready:
+            self._prepare(args)
+        return self.dispatcher(*args)
+
+    def _prepare(self, args):
+        import numba
+        with self._lock:
+            if self._ready:
+                return
+            with _ColdCompile("training and prediction", self.name, self.dtype):
+                self.dispatcher.compile(tuple(numba.typeof(a) for a in args))
+            self._ready = True
+
+
+_entries = {}
+
+
+def entry(name, dtype):
+    """The entry kernel ``name`` of ``fastbp.kernels.entries`` for arrays of ``dtype``."""
+    key = (name, np.dtype(dtype).name)
+    found = _entries.get(key)
+    if found is None:
+        found = _entries.setdefault(key, _Entry(*key))
+    return found
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (pytest swaps it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def _quiet():
+    return os.environ.get("FASTBP_COMPILE_NOTICE", "1").lower() in ("0", "false", "no", "off")
+
+
+if not logger.handlers:
+    _handler = _StderrHandler()
+    _handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(_handler)
+    logger.propagate = False
+logger.setLevel(logging.WARNING if _quiet() else logging.INFO)

@@ -1,0 +1,96 @@
+"""The elementwise halves of a dense layer, around its matrix products.
+
+Shapes follow scikit-learn: ``W`` is ``(fan_in, fan_out)``, activations are
+``(n_samples, width)``. The products go to BLAS; what these functions do to
+the product while it is still in cache is fused into one or two passes.
+
+The elementwise functions take the layer's scalar activation functions as
+arguments and are inlined into the kernels generated for a network
+(``fastbp.specialize``): every loop is compiled with exactly one activation
+inside and vectorises around it.
+
+``gamma`` is the activation's parameter γ: ``gamma[0]`` for a constant one,
+``gamma[j]`` for unit ``j`` of a learnable one (``*_per_unit``).
+"""
+import numpy as np
+
+from ._config import generic, kernel
+
+
+@generic
+def bias_activation(product, b, f, gamma, z_out, a_out):
+    """``z_out = product + b``, then ``a_out = f(z_out, gamma[0])``.
+
+    ``z_out`` may be ``product`` or ``a_out`` (an activation that does not keep
+    ``z`` passes ``a_out`` for both). The activation runs as one loop over the
+    whole contiguous block rather than row by row: rows of a narrow layer
+    (8 units) are shorter than one vectorised iteration.
+    """
+    n, width = a_out.shape
+    for i in range(n):
+        for j in range(width):
+            z_out[i, j] = product[i, j] + b[j]
+    z_flat = z_out.reshape(n * width)
+    a_flat = a_out.reshape(n * width)
+    g = gamma[0]
+    for k in range(n * width):
+        a_flat[k] = f(z_flat[k], g)
+
+
+@generic
+def bias_activation_per_unit(product, b, f, gamma, z_out, a_out):
+    """``z_out = product + b``; ``a_out[:, j] = f(z_out[:, j], gamma[j])``."""
+    n, width = a_out.shape
+    for i in range(n):
+        for j in range(width):
+            z = product[i, j] + b[j]
+            z_out[i, j] = z
+            a_out[i, j] = f(z, gamma[j])
+
+
+@generic
+def times_derivative(grad, a, z, f_grad, gamma):
+    """``grad ⊙= f'`` with the constant ``gamma[0]``; ``z`` may alias ``a``."""
+    n, width = grad.shape
+    g = gamma[0]
+    grad_flat = grad.reshape(n * width)
+    a_flat = a.reshape(n * width)
+    z_flat = z.reshape(n * width)
+    for k in range(n * width):
+        grad_flat[k] *= f_grad(a_flat[k], z_flat[k], g)
+
+
+@generic
+def times_derivative_per_unit(grad, a, z, f_grad, g_grad, gamma, gamma_grad):
+    """``gamma_grad[j] = Σ_i grad[i, j] · g_grad(z[i, j], γ_j)``, then ``grad ⊙= f'`` with ``γ_j``."""
+    n, width = grad.shape
+    gamma_grad[:] = 0
+    for i in range(n):
+        for j in range(width):
+            gamma_grad[j] += grad[i, j] * g_grad(z[i, j], gamma[j])
+    for i in range(n):
+        for j in range(width):
+            grad[i, j] *= f_grad(a[i, j], z[i, j], gamma[j])
+
+
+@kernel
+def gradients_with_l2(a_in, delta, W, l2, coef_grad, intercept_grad):
+    """``coef_grad = a_inᵀ δ + l2·W``, ``intercept_grad = Σ_rows δ``; returns ``l2/2 · ‖W‖²``.
+
+    The penalty is summed in the same pass that folds the L2 term into the gradient.
+    """
+    np.dot(a_in.T, delta, coef_grad)
+    fan_in, fan_out = coef_grad.shape
+    penalty = 0.0
+    if l2 != 0:
+        for k in range(fan_in):
+            for j in range(fan_out):
+                w = W[k, j]
+                coef_grad[k, j] += l2 * w
+                penalty += w * w
+        penalty *= 0.5 * l2
+    intercept_grad[:] = 0
+    for i in range(delta.shape[0]):
+        for j in range(fan_out):
+            intercept_grad[j] += delta[i, j]
+    return penalty

@@ -126,17 +126,18 @@ def sc_data():
 
 
 def sc_fastbp_kernel():
-    """The loss + gradient kernel called directly, on prepared buffers."""
-    from fastbp.kernels import train as K
+    """The ``forward_backward`` entry kernel called directly, on prepared buffers."""
+    from fastbp import specialize
     X, y = sc_data()
     model = fastbp.MLP(SC_SIZES, activation="tanh", seed=0)
     Y = model._check_targets(y, SC_BATCH)
     grads = np.empty_like(model.params)
     acts, zs, deltas = model._layout.workspace(SC_BATCH, model.dtype)
     layers, gammas = model._layout.layers, model._gammas
-    return lambda: K.forward_backward(X, Y, model.params, grads, layers, gammas,
-                                      model._loss_code, model._canonical, 0.0, 0.0,
-                                      float(SC_BATCH), acts, zs, deltas)
+    net = model._net()
+    forward_backward = specialize.entry("forward_backward", model.dtype)
+    return lambda: forward_backward(net, X, Y, model.params, grads, layers, gammas, 0.0, 0.0,
+                                    float(SC_BATCH), acts, zs, deltas)
 
 
 def sc_fastbp_api():

@@ -23,8 +23,9 @@ import time
 import numpy as np
 
 import fastbp
-from fastbp._threads import thread_limit
-from fastbp.kernels import train as K
+from fastbp import specialize
+from fastbp._threads import kernel_threads
+from fastbp.kernels.network import gather_rows
 
 from .distributed import emit
 from .grid import GRID, make_data
@@ -44,12 +45,13 @@ def steps_timer(row, comm, MPI):
     acts, zs, deltas = layout.workspace(mine, model.dtype)
     grads = [np.zeros(model.n_params + 2, dtype=model.dtype) for _ in range(2)]
     rows = np.arange(mine) + comm.rank * mine
+    net = model._net()
+    forward_backward = specialize.entry("forward_backward", model.dtype)
 
     def step(out):
-        xb, yb = K.gather_rows(X, Y, rows, 0, mine, x_batch, y_batch)
-        out[-2] = K.forward_backward(xb, yb, model.params, out[:model.n_params], layout.layers,
-                                     model._gammas, model._loss_code, model._canonical,
-                                     0.0, 0.0, 1.0, acts, zs, deltas)
+        xb, yb = gather_rows(X, Y, rows, 0, mine, x_batch, y_batch)
+        out[-2] = forward_backward(net, xb, yb, model.params, out[:model.n_params],
+                                   layout.layers, model._gammas, 0.0, 0.0, 1.0, acts, zs, deltas)
 
     def run(mode, n_steps):
         comm.Barrier()
@@ -83,7 +85,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     comm = MPI.COMM_WORLD
     results = []
-    with thread_limit(1, 1):
+    with kernel_threads(1, 1):
         for row in args.rows.split(","):
             run, message = steps_timer(row, comm, MPI)
             for mode in MODES:

@@ -76,6 +76,11 @@ class Config:
     output: str
     loss: str
 
+    def __post_init__(self):
+        # the kinds in the layout table index this tuple: one order for one configuration
+        if tuple(sorted(set(self.hidden))) != tuple(self.hidden):
+            raise ValueError(f"hidden activations must be distinct and sorted, got {self.hidden}")
+
     @property
     def key(self):
         return f"{'+'.join(self.hidden) or 'none'}__{self.output}__{self.loss}"
@@ -121,11 +126,18 @@ class _Source:
 
 
 def _forward_call(src, act, prefix):
-    """The statement applying ``act`` to ``product + b`` (``product`` is also ``z_out``)."""
+    """The statement applying ``act`` to ``product + b``.
+
+    ``product`` is ``z_out``, which is ``a_out`` itself unless the activation
+    keeps ``z`` (``reads_z``), so every other activation runs in place.
+    """
     if act.rows_forward is not None:
         return f"{src.name(act.rows_forward, prefix)}(product, b, a_out)"
-    helper = "bias_activation_per_unit" if act.gamma == "learnable" else "bias_activation"
-    return f"_layers.{helper}(product, b, {src.name(act.forward, prefix)}, gamma, z_out, a_out)"
+    f = src.name(act.forward, prefix)
+    if act.gamma == "learnable" or act.reads_z:
+        stride = int(act.gamma == "learnable")
+        return f"_layers.bias_activation_keeping_z(z_out, b, {f}, gamma, {stride}, a_out)"
+    return f"_layers.bias_activation(a_out, b, {f}, gamma)"
 
 
 def _backward_call(src, act, prefix, grad="grad"):

@@ -23,14 +23,15 @@ Conventions of the scalar functions:
   ``Σ δ · gamma_derivative(z, g)``.
 - Comparisons are written so that NaN propagates; at a kink the derivative
   takes the flat side (relu'(0) = 0, as scikit-learn).
-- Each is a kernel of its own, compiled once per dtype and cached on disk;
-  LLVM inlines it into the loops of the layers that use it.
+- Each is inlined into the loops of the network functions that use it, so
+  the loops vectorise with it inside (a tanh loop calling it as a function of
+  its own ran scalar: 10 ns per element against 1.2 ns).
 """
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._config import kernel
+from ._config import inline, kernel
 from .elementary import fast_exp, fast_expm1, fast_tanh
 
 
@@ -96,119 +97,119 @@ class Activation:
 
 
 # ----------------------------------------------------------------------------- scalar math
-@kernel
+@inline
 def identity(z, g):
     return z
 
 
-@kernel
+@inline
 def logistic(z, g):
     t = type(z)
     return t(1) / (t(1) + fast_exp(-z))
 
 
-@kernel
+@inline
 def logistic_derivative(a, z, g):
     return a * (type(a)(1) - a)
 
 
-@kernel
+@inline
 def tanh(z, g):
     return fast_tanh(z)
 
 
-@kernel
+@inline
 def tanh_derivative(a, z, g):
     return type(a)(1) - a * a
 
 
-@kernel
+@inline
 def relu(z, g):
     return type(z)(0) if z < type(z)(0) else z
 
 
-@kernel
+@inline
 def relu_derivative(a, z, g):
     t = type(a)
     return t(1) if a > t(0) else t(0)
 
 
-@kernel
+@inline
 def leaky_relu(z, g):
     """Also prelu's forward, with ``g`` the unit's learnable slope."""
     return g * z if z <= type(z)(0) else z
 
 
-@kernel
+@inline
 def leaky_relu_derivative(a, z, g):
     return type(a)(1) if a > type(a)(0) else g
 
 
-@kernel
+@inline
 def prelu_derivative(a, z, g):
     """The slope may be negative, so the sign of ``a`` does not tell the side: read ``z``."""
     return type(a)(1) if z > type(z)(0) else g
 
 
-@kernel
+@inline
 def prelu_slope_derivative(z, g):
     return z if z < type(z)(0) else type(z)(0)
 
 
-@kernel
+@inline
 def elu(z, g):
     return g * fast_expm1(z) if z <= type(z)(0) else z
 
 
-@kernel
+@inline
 def elu_derivative(a, z, g):
     return type(a)(1) if a > type(a)(0) else a + g
 
 
-@kernel
+@inline
 def softplus(z, g):
     # log(1 + e^z) without overflow: max(z, 0) + log1p(e^-|z|)
     t = type(z)
     return max(z, t(0)) + np.log1p(fast_exp(-abs(z)))
 
 
-@kernel
+@inline
 def softplus_derivative(a, z, g):
     # softplus' = logistic(z) = 1 - e^-a
     return -fast_expm1(-a)
 
 
-@kernel
+@inline
 def hard_logistic(z, g):
     t = type(z)
     v = t(0.25) * z + t(0.5)
     return t(0) if v < t(0) else (t(1) if v > t(1) else v)
 
 
-@kernel
+@inline
 def hard_logistic_derivative(a, z, g):
     t = type(a)
     return t(0.25) if (a > t(0) and a < t(1)) else t(0)
 
 
-@kernel
+@inline
 def hard_tanh(z, g):
     t = type(z)
     return t(-1) if z < t(-1) else (t(1) if z > t(1) else z)
 
 
-@kernel
+@inline
 def hard_tanh_derivative(a, z, g):
     t = type(a)
     return t(1) if (a > t(-1) and a < t(1)) else t(0)
 
 
-@kernel
+@inline
 def exp(z, g):
     return fast_exp(z)
 
 
-@kernel
+@inline
 def exp_derivative(a, z, g):
     return a
 

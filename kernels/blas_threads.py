@@ -29,9 +29,12 @@ SYMBOL = "fastbp_set_blas_threads_local"
 _CANDIDATES = ("openblas_set_num_threads_local", "MKL_Set_Num_Threads_Local")
 
 
-@cfunc(types.intc(types.intc), cache=True)
-def _no_local_setting(n):
-    return 0
+def _no_local_setting():
+    """A C function ``int(int)`` that does nothing, for a BLAS without a thread-local setter."""
+    @cfunc(types.intc(types.intc), cache=True)
+    def ignore(n):
+        return 0
+    return ignore
 
 
 def _find():
@@ -50,7 +53,7 @@ def _find():
 
 set_local, _address = _find()
 AVAILABLE = set_local is not None
-llvm.add_symbol(SYMBOL, _address if AVAILABLE else _no_local_setting.address)
+llvm.add_symbol(SYMBOL, _address if AVAILABLE else _no_local_setting().address)
 _SET = types.ExternalFunction(SYMBOL, types.intc(types.intc))
 
 

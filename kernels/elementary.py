@@ -11,16 +11,17 @@ normal range, so overflow to inf and underflow to 0 happen in the final
 products, as in ``np.exp``. Constants that differ between float32 and float64
 are chosen at compile time from the argument's type.
 
-The three public functions are kernels of their own, cached on disk, rather
-than inlined: LLVM still inlines them into the loops that call them (which
-vectorise the same way, 1.57 against 1.40 ns per element measured for an exp
-loop), and a loop that calls one compiles in 0.09 s instead of 0.29 s.
+They are inlined into the registry's scalar functions (``activations.py``),
+which are kernels of their own: one level of call, which LLVM inlines into the
+layer loops so that they vectorise. Two levels (an activation kernel calling a
+``fast_tanh`` kernel calling ``fast_expm1``) kept a tanh loop scalar: 15 ns per
+element against 1.2 ns.
 """
 import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
-from ._config import inline, kernel
+from ._config import inline
 
 LOG2E = 1.4426950408889634
 # ln 2 split so that k·LN2_HI is exact for the k that matter (Cody and Waite)
@@ -107,21 +108,21 @@ def _exp_parts(x):
     return k_int, _expm1_taylor(r), _pow2(half, x), _pow2(k_int - half, x)
 
 
-@kernel
+@inline
 def fast_exp(x):
     """e^x of a float32 or float64 scalar (NaN stays NaN)."""
     _, q, s1, s2 = _exp_parts(x)
     return x if x != x else (q * s1 + s1) * s2
 
 
-@kernel
+@inline
 def fast_expm1(x):
     """e^x − 1, with full relative precision near 0 (k = 0 keeps the polynomial)."""
     k, q, s1, s2 = _exp_parts(x)
     return x if x != x else (q if k == 0 else (q * s1 + s1) * s2 - type(x)(1))
 
 
-@kernel
+@inline
 def fast_tanh(x):
     """tanh(x) = −u/(u + 2) with u = e^(−2|x|) − 1 in (−1, 0]: no cancellation near 0."""
     t = type(x)  # typed constants: an int literal would promote float32 to float64

@@ -18,34 +18,38 @@ from ._config import generic, kernel
 
 
 @generic
-def bias_activation(product, b, f, gamma, z_out, a_out):
-    """``z_out = product + b``, then ``a_out = f(z_out, gamma[0])``.
+def bias_activation(a, b, f, gamma):
+    """``a = f(a + b)`` in place, with the constant ``gamma[0]``.
 
-    ``z_out`` may be ``product`` or ``a_out`` (an activation that does not keep
-    ``z`` passes ``a_out`` for both). The activation runs as one loop over the
-    whole contiguous block rather than row by row: rows of a narrow layer
-    (8 units) are shorter than one vectorised iteration.
+    ``a`` holds the matrix product on entry. In place on one array: with the
+    product in another array that may alias the output, the compiler checks
+    for overlap at run time and falls back to a scalar loop when they do
+    (logistic: 7.2 ns per element against 1.3). The activation runs as one
+    loop over the whole contiguous block rather than row by row: rows of a
+    narrow layer (8 units) are shorter than one vectorised iteration.
     """
-    n, width = a_out.shape
+    n, width = a.shape
     for i in range(n):
         for j in range(width):
-            z_out[i, j] = product[i, j] + b[j]
-    z_flat = z_out.reshape(n * width)
-    a_flat = a_out.reshape(n * width)
+            a[i, j] += b[j]
+    flat = a.reshape(n * width)
     g = gamma[0]
     for k in range(n * width):
-        a_flat[k] = f(z_flat[k], g)
+        flat[k] = f(flat[k], g)
 
 
 @generic
-def bias_activation_per_unit(product, b, f, gamma, z_out, a_out):
-    """``z_out = product + b``; ``a_out[:, j] = f(z_out[:, j], gamma[j])``."""
-    n, width = a_out.shape
+def bias_activation_keeping_z(z, b, f, gamma, stride, a):
+    """``z = z + b`` in place (kept for the derivative), ``a[:, j] = f(z[:, j], gamma[j·stride])``.
+
+    ``stride`` 1 reads one γ per unit (a learnable γ), 0 the constant ``gamma[0]``.
+    """
+    n, width = a.shape
     for i in range(n):
         for j in range(width):
-            z = product[i, j] + b[j]
-            z_out[i, j] = z
-            a_out[i, j] = f(z, gamma[j])
+            v = z[i, j] + b[j]
+            z[i, j] = v
+            a[i, j] = f(v, gamma[j * stride])
 
 
 @generic

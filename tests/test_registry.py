@@ -1,0 +1,160 @@
+"""The registries and the compile model: every entry works end to end, and a network
+compiles only what it uses."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp.architecture import natural_loss
+from fastbp.kernels.activations import ACTIVATIONS
+from fastbp.kernels.losses import LOSSES
+from fastbp.kernels.optimizers import RULES
+from fastbp.optim import OPTIMIZERS
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def network(name):
+    """A float64 network using ``name``: as its hidden activation, or as its output.
+
+    The configurations are those of test_gradients.py, so the suite compiles them once.
+    """
+    if ACTIVATIONS[name].hidden:
+        return fastbp.MLP([5, 4, 3, 3], activation=name, dtype="float64", seed=1)
+    return fastbp.MLP([4, 5, 3], activation="tanh", output=name, loss=natural_loss(name),
+                      dtype="float64", seed=2)
+
+
+def data(model, n, rng):
+    X = rng.standard_normal((n, model.layer_sizes[0]))
+    k = model.layer_sizes[-1]
+    if model.loss == "cross_entropy":
+        return X, np.arange(n) % k
+    if model.loss == "poisson":
+        return X, rng.poisson(1.0, (n, k))
+    return X, rng.standard_normal((n, k))
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_every_registered_activation_trains_gradchecks_and_exports(name, tmp_path):
+    """The round trip a new registry entry must pass: fit, central differences in
+    float64, and the same outputs from its PyTorch module and its ONNX graph."""
+    rng = np.random.default_rng(0)
+    model = network(name)
+    for slopes in model.slopes_.values():  # learnable γ: one per unit, not all equal
+        slopes[...] = rng.uniform(0.05, 0.5, slopes.shape)
+    X, y = data(model, 24, rng)
+    history = model.fit(X, y, optimizer=fastbp.optim.SGD(0.01), epochs=3, batch_size=8,
+                        verbose=0)
+    assert np.all(np.isfinite(history.loss)) and np.all(np.isfinite(model.params))
+    assert fastbp.check_gradients(model, X[:6], y[:6], l2=0.1) <= 1e-6
+    expected = (model.predict_proba(X) if model.is_classifier
+                else model.predict(X).reshape(len(X), -1))
+
+    torch = pytest.importorskip("torch")
+    with torch.no_grad():
+        theirs = model.to_torch()(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(theirs, expected, rtol=1e-10, atol=1e-12)
+
+    ort = pytest.importorskip("onnxruntime")
+    path = model.to_onnx(tmp_path / f"{name}.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (onnx_out,) = session.run(["output"], {"X": X})
+    np.testing.assert_allclose(onnx_out, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_registries_are_complete_and_consistent():
+    """Every entry names what the rest of fastbp reads from it."""
+    for name, a in ACTIVATIONS.items():
+        assert a.name == name
+        assert (a.forward is None) == (a.rows_forward is not None)
+        assert a.gamma in (None, "constant", "learnable")
+        assert (a.gamma == "learnable") == (a.gamma_derivative is not None)
+        assert a.torch and a.onnx
+    for name, loss in LOSSES.items():
+        assert loss.name == name and loss.canonical_output in ACTIVATIONS
+        assert loss.targets in ("labels", "unit", "nonnegative", "real")
+    assert {cls.rule for cls in OPTIMIZERS.values()} == set(RULES)
+
+
+PROBE = """
+import json, sys
+from pathlib import Path
+import numpy as np
+import fastbp
+from fastbp import specialize
+from fastbp.kernels import entries, losses, optimizers
+model = fastbp.MLP([6, 8, 8, 3], activation="relu", seed=0)
+X = np.random.default_rng(0).standard_normal((40, 6))
+model.fit(X, np.arange(40) % 3, epochs=1, verbose=0, strategy="serial")
+model.predict(X)
+kernels = specialize.network_kernels(specialize.Config(("relu",), "softmax", "cross_entropy"))
+source = Path(kernels.module.__file__).read_text()
+ir = "".join(ir for name in ("train_epoch", "predict_rows")
+             for ir in getattr(entries, name).inspect_llvm().values())
+print(json.dumps({
+    "imports": sorted(line.split(" import ")[1].split(" as ")[0] for line in source.splitlines()
+                      if line.startswith(("from fastbp.kernels.activations import",
+                                          "from fastbp.kernels.losses import"))),
+    "losses": sorted(l.name for l in losses.LOSSES.values() if l.term.signatures),
+    "rules": sorted(r.name for r in optimizers.RULES.values() if r.update.signatures),
+    "entries_call_activations": "11activations" in ir,
+    "entries_call_loss_terms": any(l.term.py_func.__name__ in ir for l in losses.LOSSES.values()),
+}))
+"""
+
+
+def run_fresh(code, cache, **env):
+    """Run ``code`` in a new process whose network functions compile into ``cache``."""
+    environ = dict(os.environ, FASTBP_CACHE_DIR=str(cache), **env)
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=environ,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_a_network_compiles_only_the_activations_loss_and_rule_it_uses(tmp_path):
+    """A relu → softmax network trained with Adam, everything compiled from a cold cache:
+    its generated module names only its own activations and loss, only its loss term
+    and update rule get compiled, and the entry kernels contain no activation and no
+    loss (they call the network's functions by address)."""
+    result = run_fresh(PROBE, tmp_path / "fastbp", NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = json.loads(result.stdout.splitlines()[-1])
+    assert found == {
+        "imports": ["cross_entropy", "relu", "relu_derivative", "softmax_rows"],
+        "losses": ["cross_entropy"], "rules": ["adam"],
+        "entries_call_activations": False, "entries_call_loss_terms": False}
+
+
+NOTICE = """
+import numpy as np, fastbp
+fastbp.MLP([3, 5, 2], activation="softplus", seed=0).fit(
+    np.zeros((8, 3)), np.arange(8) % 2, epochs=1, verbose=0)
+"""
+
+
+def test_a_cold_compile_says_so_once_and_a_warm_one_is_silent(tmp_path):
+    cold = run_fresh(NOTICE, tmp_path / "a")
+    assert cold.returncode == 0, cold.stderr[-2000:]
+    lines = [l for l in cold.stderr.splitlines() if "compiling kernels for this network" in l]
+    assert len(lines) == 1 and "softplus → softmax, cross_entropy" in lines[0], cold.stderr
+    assert "once per machine" in lines[0]
+    warm = run_fresh(NOTICE, tmp_path / "a")
+    assert warm.returncode == 0 and "compiling" not in warm.stderr, warm.stderr
+    quiet = run_fresh(NOTICE, tmp_path / "b", FASTBP_COMPILE_NOTICE="0")
+    assert quiet.returncode == 0 and "compiling" not in quiet.stderr, quiet.stderr
+
+
+def test_import_fastbp_loads_no_kernels_and_no_estimators():
+    code = ("import sys, fastbp; heavy = lambda: sorted(m for m in ('numba', 'sklearn', "
+            "'scipy', 'fastbp.model', 'fastbp.estimators') if m in sys.modules); "
+            "print(heavy()); fastbp.MLP; print(heavy())")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    before, after = result.stdout.splitlines()
+    assert before == "[]"
+    assert "numba" in after and "fastbp.model" in after and "sklearn" not in after

@@ -2,13 +2,13 @@
 train an MLP on scikit-learn's digits and report accuracy and time."""
 import time
 
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
-
-import fastbp
-
 
 def main_job():
+    # imported here: `python -m fastbp train ...` needs neither scikit-learn nor the model yet
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    import fastbp
     X, y = load_digits(return_X_y=True)
     X = X / 16.0  # pixel intensities 0..16 → [0, 1]
     X_train, X_test, y_train, y_test = train_test_split(

@@ -55,7 +55,7 @@ logger = logging.getLogger("fastbp.compile")
 # Seconds a cold compile took on the machine where this was measured (2-core
 # Xeon, float32); the notice quotes this machine's own figure instead once it
 # has compiled something.
-TYPICAL_SECONDS = {"network": 1.5, "train_epoch": 3.0, "train_epoch_columns": 6.0,
+TYPICAL_SECONDS = {"hidden": 1.0, "output": 1.0, "train_epoch": 3.0, "train_epoch_columns": 6.0,
                    "train_epoch_sharded": 5.0, "predict_rows": 1.5,
                    "predict_rows_parallel": 2.0, "evaluate_rows": 1.5,
                    "forward_backward": 2.5, "apply_update": 0.5}
@@ -161,42 +161,51 @@ def _branches(bodies):
     return lines or ["pass"]
 
 
-def generate_source(config):
-    """The text of ``config``'s module: one function per slot of ``network_functions``."""
+def _module_text(doc, src):
+    header = [f'"""{doc}', "", "Written by fastbp.specialize; see fastbp/kernels/network_functions.py.",
+              '"""', "from fastbp.kernels import layers as _layers",
+              "from fastbp.kernels import losses as _losses",
+              "from fastbp.kernels._config import kernel"] + sorted(src.imports)
+    return "\n".join(header + src.functions) + "\n"
+
+
+def hidden_source(hidden):
+    """The module of the hidden layers' functions for the distinct hidden activations ``hidden``."""
     src = _Source()
-    acts = [A.ACTIVATIONS[name] for name in config.hidden]
-    out = A.ACTIVATIONS[config.output]
-    loss = L.LOSSES[config.loss]
+    acts = [A.ACTIVATIONS[name] for name in hidden]
     src.function("hidden_forward(kind, product, b, gamma, z_out, a_out)",
                  _branches([(a.name, _forward_call(src, a, f"_h{k}"))
                             for k, a in enumerate(acts)]))
     src.function("hidden_backward(kind, grad, a, z, gamma, gamma_grad)",
                  _branches([(a.name, _backward_call(src, a, f"_h{k}"))
                             for k, a in enumerate(acts)]))
+    return _module_text(f"Hidden layers: {', '.join(hidden) or 'none'}.", src)
+
+
+def output_source(output, loss):
+    """The module of the output layer's functions for ``output`` trained with ``loss``."""
+    src = _Source()
+    out, entry = A.ACTIVATIONS[output], L.LOSSES[loss]
     src.function("output_forward(product, b, gamma, z_out, a_out)",
                  [_forward_call(src, out, "_out")])
-    term, mean = src.name(loss.term, "_loss"), str(loss.mean_over_outputs)
-    if config.output == loss.canonical_output:  # the matched pair: δ = a − y
+    term, mean = src.name(entry.term, "_loss"), str(entry.mean_over_outputs)
+    if output == entry.canonical_output:  # the matched pair: δ = a − y
         body = [f"return _losses.delta_and_loss(a, y, {term}, _losses.canonical_gradient, "
                 f"{mean}, scale, delta)"]
     else:  # the chain rule through the output's derivative
         backward = _backward_call(src, out, "_out", grad="delta")
         body = [f"total = _losses.delta_and_loss(a, y, {term}, "
-                f"{src.name(loss.gradient, '_loss')}, {mean}, scale, delta)"]
+                f"{src.name(entry.gradient, '_loss')}, {mean}, scale, delta)"]
         body += ([backward] if backward else []) + ["return total"]
     src.function("output_delta(a, y, z, gamma, gamma_grad, scale, delta)", body)
     src.function("output_loss(a, y)", [f"return _losses.loss_only(a, y, {term}, {mean})"])
-    header = [f'"""The functions of networks with {config.describe()}.', "",
-              "Written by fastbp.specialize; see fastbp/kernels/network_functions.py.", '"""',
-              "from fastbp.kernels import layers as _layers",
-              "from fastbp.kernels import losses as _losses",
-              "from fastbp.kernels._config import kernel"] + sorted(src.imports)
-    return "\n".join(header + src.functions) + "\n"
+    return _module_text(f"Output layer: {output}, trained with {loss}.", src)
 
 
 # ----------------------------------------------------------------------------- loading
 _lock = threading.Lock()
 _modules = {}
+_networks = {}
 _directory = None
 _noticed = set()
 
@@ -241,40 +250,36 @@ def _write_if_changed(path, text):
     os.replace(tmp, path)
 
 
-class _ColdCompile:
-    """Says on stderr, once, that something is compiling with a cold cache, and records it.
+class _Marker:
+    """Whether a piece has compiled on this machine, and how long that took.
 
     A marker file beside the generated modules holds the seconds a compile
     took; no marker means a cold cache (it lives in the same directory tree as
     Numba's cache when ``NUMBA_CACHE_DIR`` is set).
     """
 
-    def __init__(self, what, name, dtype):
-        self.what, self.name, self.dtype = what, name, dtype
-        self.marker = _kernels_dir() / f"{name}.{dtype}.s"
+    def __init__(self, name, dtype):
+        self.name, self.dtype = name, dtype
+        self.path = _kernels_dir() / f"{name}.{dtype}.s"
 
-    def __enter__(self):
-        self.cold = not self.marker.exists()
-        if self.cold and (self.what, self.dtype) not in _noticed:
-            _noticed.add((self.what, self.dtype))
-            logger.info("fastbp: compiling kernels for %s (%s), about %.0f s, once per machine",
-                        self.what, self.dtype, self._estimate())
-        self.start = time.perf_counter()
-        return self
+    @property
+    def cold(self):
+        return not self.path.exists()
 
-    def __exit__(self, kind, value, traceback):
-        if kind is None and self.cold:
-            try:
-                self.marker.write_text(f"{time.perf_counter() - self.start:.2f}\n")
-            except OSError:
-                pass
+    def record(self, seconds):
+        try:
+            self.path.write_text(f"{seconds:.2f}\n")
+        except OSError:
+            pass
 
-    def _estimate(self):
-        """This machine's median for the same kind of compile, else the typical figure."""
-        kind = "network" if self.name.startswith("net_") else self.name
-        pattern = f"net_*.{self.dtype}.s" if kind == "network" else f"{kind}.{self.dtype}.s"
+    def estimate(self):
+        """This machine's median for the same kind of piece, else the typical figure."""
+        kind = self.name.split("_")[0] if self.name.startswith(("hidden_", "output_")) \
+            else self.name
+        pattern = (f"{kind}_*.{self.dtype}.s" if kind in ("hidden", "output")
+                   else f"{kind}.{self.dtype}.s")
         recorded = []
-        for path in self.marker.parent.glob(pattern):
+        for path in self.path.parent.glob(pattern):
             try:
                 recorded.append(float(path.read_text()))
             except (OSError, ValueError):
@@ -284,6 +289,30 @@ class _ColdCompile:
         return TYPICAL_SECONDS.get(kind, 2.0)
 
 
+def _notice(what, dtype, markers):
+    """One line on stderr, once per process and subject, if any of ``markers`` is cold."""
+    cold = [m for m in markers if m.cold]
+    if cold and (what, dtype) not in _noticed:
+        _noticed.add((what, dtype))
+        logger.info("fastbp: compiling kernels for %s (%s), about %.0f s, once per machine",
+                    what, dtype, max(1.0, sum(m.estimate() for m in cold)))
+
+
+class _Compiling:
+    """Times a compile and records it in its marker when the cache was cold."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __enter__(self):
+        self.cold, self.start = self.marker.cold, time.perf_counter()
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if kind is None and self.cold:
+            self.marker.record(time.perf_counter() - self.start)
+
+
 def _address(dispatcher, signature):
     """The entry point of ``dispatcher`` compiled (or loaded from the cache) for ``signature``."""
     dispatcher.compile(signature.args)
@@ -291,16 +320,74 @@ def _address(dispatcher, signature):
     return result.library.get_pointer_to_function(result.fndesc.llvm_func_name)
 
 
-_SLOTS = {F.HIDDEN_FORWARD: "hidden_forward", F.HIDDEN_BACKWARD: "hidden_backward",
-          F.OUTPUT_FORWARD: "output_forward", F.OUTPUT_DELTA: "output_delta",
-          F.OUTPUT_LOSS: "output_loss"}
+# the slots each generated module fills
+_HIDDEN_SLOTS = {F.HIDDEN_FORWARD: "hidden_forward", F.HIDDEN_BACKWARD: "hidden_backward"}
+_OUTPUT_SLOTS = {F.OUTPUT_FORWARD: "output_forward", F.OUTPUT_DELTA: "output_delta",
+                 F.OUTPUT_LOSS: "output_loss"}
+
+
+class _Generated:
+    """One generated module and its functions' addresses per dtype."""
+
+    def __init__(self, name, text, slots):
+        self.name, self.slots = name, slots
+        path = _kernels_dir() / f"{name}.py"
+        _write_if_changed(path, text)
+        module_name = f"fastbp.kernels.{name}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        self.module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = self.module
+        spec.loader.exec_module(self.module)
+        self._addresses = {}
+        self._lock = threading.Lock()
+
+    def addresses(self, dtype):
+        """``{slot: address}`` for ``dtype``, compiled (or loaded from the cache) on first use."""
+        found = self._addresses.get(dtype)
+        if found is None:
+            with self._lock:
+                found = self._addresses.get(dtype)
+                if found is None:
+                    from numba import from_dtype
+                    nb_dtype = from_dtype(np.dtype(dtype))
+                    with _Compiling(_Marker(self.name, dtype)):
+                        found = {slot: _address(getattr(self.module, fn),
+                                                F.signature(slot, nb_dtype))
+                                 for slot, fn in self.slots.items()}
+                    self._addresses[dtype] = found
+        return found
+
+
+def _generated(name, text, slots):
+    """The :class:`_Generated` module ``name``, written and imported on first use."""
+    found = _modules.get(name)
+    if found is None:
+        with _lock:
+            found = _modules.get(name)
+            if found is None:
+                found = _modules[name] = _Generated(name, text, slots)
+    return found
+
+
+def _name(kind, key):
+    return f"{kind}_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
 class NetworkKernels:
-    """One configuration's compiled functions, as the entry kernels take them."""
+    """One configuration's compiled functions, as the entry kernels take them.
 
-    def __init__(self, config, module, name):
-        self.config, self.module, self.name = config, module, name
+    The hidden layers' functions depend on the hidden activations only, the
+    output layer's on the output and the loss only: each lives in a module of
+    its own, shared by every configuration that has the same part.
+    """
+
+    def __init__(self, config):
+        self.config = config
+        hidden_key = "+".join(config.hidden) or "none"
+        self.hidden = _generated(_name("hidden", hidden_key), hidden_source(config.hidden),
+                                 _HIDDEN_SLOTS)
+        self.output = _generated(_name("output", f"{config.output}__{config.loss}"),
+                                 output_source(config.output, config.loss), _OUTPUT_SLOTS)
         self._addresses = {}
         self._lock = threading.Lock()
 
@@ -324,11 +411,16 @@ class NetworkKernels:
         from numba import from_dtype
         nb_dtype = from_dtype(np.dtype(dtype))
         net = np.zeros(F.N_SLOTS, dtype=np.int64)
-        with _ColdCompile(f"this network ({self.config.describe()})", self.name, dtype):
-            for slot, name in _SLOTS.items():
-                net[slot] = _address(getattr(self.module, name), F.signature(slot, nb_dtype))
+        parts = [self.hidden, self.output]
+        _notice(f"this network ({self.config.describe()})", dtype,
+                [_Marker(part.name, dtype) for part in parts])
+        for part in parts:
+            for slot, address in part.addresses(dtype).items():
+                net[slot] = address
         if rule is not None:
-            with _ColdCompile(f"the {rule} update", f"rule_{rule}", dtype):
+            marker = _Marker(f"rule_{rule}", dtype)
+            _notice(f"the {rule} update", dtype, [marker])
+            with _Compiling(marker):
                 net[F.UPDATE] = _address(O.RULES[rule].update, F.signature(F.UPDATE, nb_dtype))
         net.flags.writeable = False
         return net
@@ -336,22 +428,9 @@ class NetworkKernels:
 
 def network_kernels(config):
     """The :class:`NetworkKernels` of ``config``, generated and imported on first use."""
-    found = _modules.get(config)
-    if found is not None:
-        return found
-    with _lock:
-        found = _modules.get(config)
-        if found is None:
-            digest = hashlib.sha256(config.key.encode()).hexdigest()[:12]
-            name = f"net_{digest}"
-            path = _kernels_dir() / f"{name}.py"
-            _write_if_changed(path, generate_source(config))
-            module_name = f"fastbp.kernels.{name}"
-            spec = importlib.util.spec_from_file_location(module_name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module
-            spec.loader.exec_module(module)
-            found = _modules[config] = NetworkKernels(config, module, name)
+    found = _networks.get(config)
+    if found is None:
+        found = _networks.setdefault(config, NetworkKernels(config))
     return found
 
 
@@ -374,7 +453,9 @@ class _Entry:
         with self._lock:
             if self._ready:
                 return
-            with _ColdCompile("training and prediction", self.name, self.dtype):
+            marker = _Marker(self.name, self.dtype)
+            _notice("training and prediction", self.dtype, [marker])
+            with _Compiling(marker):
                 self.dispatcher.compile(tuple(numba.typeof(a) for a in args))
             self._ready = True
 

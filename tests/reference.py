@@ -7,10 +7,6 @@ so the kernels' shortcut ``δ = a − y`` is checked rather than repeated.
 """
 import numpy as np
 
-HIDDEN = ["identity", "logistic", "tanh", "relu", "leaky_relu", "prelu", "elu",
-          "softplus", "hard_logistic", "hard_tanh"]
-
-
 def activate(z, name, g):
     if name == "identity":
         return z

@@ -9,7 +9,7 @@ import pytest
 from conftest import DTYPES, SHAPES, assert_close
 import reference as ref
 from fastbp import specialize
-from fastbp.architecture import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from fastbp.architecture import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, natural_loss
 from fastbp.kernels import optimizers
 from fastbp.kernels.activations import ACTIVATIONS
 from fastbp.kernels.losses import LOSSES, batch_weight
@@ -30,18 +30,24 @@ def draw(rng, dtype, *shape, scale=1.5):
     return (scale * rng.standard_normal(shape)).astype(dtype)
 
 
-def functions(name, loss=None):
+def hidden_config(name):
+    """The configuration the suite uses for hidden activation ``name`` (kind 0)."""
+    return specialize.Config((name,), "softmax", "cross_entropy")
+
+
+def output_config(output, loss=None):
+    """The configuration the suite uses for an output (tanh hidden layers)."""
+    return specialize.Config(("tanh",), output, loss or natural_loss(output))
+
+
+def functions(name):
     """The network functions of a network whose layers use activation ``name``.
 
-    A hidden activation is the only hidden one (kind 0) of a network with an
-    identity output; an output-only one is the output of a network without
-    hidden layers.
+    The configurations are the suite's usual ones (test_gradients.py), compiled once.
     """
     if ACTIVATIONS[name].hidden:
-        config = specialize.Config((name,), "identity", "squared_error")
-    else:
-        config = specialize.Config((), name, loss or "squared_error")
-    return specialize.network_kernels(config).module
+        return specialize.network_kernels(hidden_config(name)).hidden.module
+    return specialize.network_kernels(output_config(name)).output.module
 
 
 def forward(name, product, b, gamma, z_out, a_out):
@@ -108,17 +114,18 @@ PAIRS = [("softmax", "cross_entropy"), ("logistic", "binary_cross_entropy"),
 
 
 def targets(loss, n, width, rng, dtype):
-    if loss == "cross_entropy":
+    kind = LOSSES[loss].targets
+    if kind == "labels":
         return np.eye(width, dtype=dtype)[rng.integers(0, width, n)]
-    if loss == "binary_cross_entropy":
+    if kind == "unit":
         return rng.integers(0, 2, (n, width)).astype(dtype)
-    if loss == "poisson":
+    if kind == "nonnegative":
         return rng.poisson(1.5, (n, width)).astype(dtype)
     return draw(rng, dtype, n, width)
 
 
 def output_functions(output, loss):
-    return specialize.network_kernels(specialize.Config((), output, loss)).module
+    return specialize.network_kernels(output_config(output, loss)).output.module
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])

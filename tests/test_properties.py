@@ -8,9 +8,9 @@ file. Examples are derandomized: CI runs the same ones every time.
 
 A network's own functions are compiled per configuration (its distinct hidden
 activations, output and loss; ``fastbp.specialize``), so the draws come from a
-fixed catalogue of configurations, ``CONFIGS``, one per legal pair, whose
-hidden activations cycle through every hidden activation: every activation and
-pair is drawn, and the suite compiles each configuration once.
+fixed catalogue of configurations, ``CONFIGS``, and each network uses exactly its
+entry's hidden activations: every activation and pair is drawn, and the suite
+compiles each configuration once.
 """
 import copy
 
@@ -24,6 +24,7 @@ import reference as ref
 import fastbp
 from fastbp import architecture as arch
 from fastbp.kernels.activations import ACTIVATIONS
+from fastbp.kernels.losses import LOSSES
 from fastbp.optim import SGD, Adam, AdamW
 from fastbp.strategy import STRATEGIES
 
@@ -41,11 +42,14 @@ def _legal(output, loss):
 PAIRS = [(output, loss) for output in arch.OUTPUT_ACTIVATIONS for loss in arch.PUBLIC_LOSSES
          if _legal(output, loss)]
 HIDDEN = list(arch.HIDDEN_ACTIVATIONS)
-# (output, loss, hidden activations its layers draw from): every pair once, and two
-# hidden activations per configuration, stepping through the list so that each
-# hidden activation appears in several configurations, alone or beside another
-CONFIGS = [(output, loss, (HIDDEN[i % len(HIDDEN)], HIDDEN[(3 * i + 1) % len(HIDDEN)]))
-           for i, (output, loss) in enumerate(PAIRS)]
+# (output, loss, hidden activations): every pair after tanh layers and every hidden
+# activation before a softmax output (the suite's usual configurations), two pairs of
+# hidden activations in one network, and two networks without a hidden layer
+CONFIGS = ([(output, loss, ("tanh",)) for output, loss in PAIRS]
+           + [("softmax", "cross_entropy", (h,)) for h in HIDDEN]
+           + [("identity", "squared_error", ("prelu", "relu")),
+              ("logistic", "binary_cross_entropy", ("elu", "hard_tanh")),
+              ("softmax", "cross_entropy", ()), ("identity", "squared_error", ())])
 FIT_STRATEGIES = [s for s in STRATEGIES if s != "auto"]
 # Pre-activations where f' jumps (the registry's kinks); elu's f'' jumps at 0 for
 # every γ (f' too unless γ = 1), which the fourth-order difference also sees.
@@ -77,26 +81,28 @@ def test_every_activation_and_loss_is_drawn_and_known_to_the_reference():
 
 
 def targets(loss, n, k, rng):
-    """Targets of the kinds ``MLP._check_targets`` accepts for ``loss``."""
-    if loss == "cross_entropy":  # labels, or rows of class probabilities
+    """Targets of the kinds ``MLP._check_targets`` accepts for ``loss`` (by its registry kind)."""
+    kind = LOSSES[loss].targets
+    if kind == "labels":  # labels, or rows of class probabilities
         return rng.integers(0, k, n) if rng.random() < 0.7 else rng.dirichlet(np.ones(k), n)
-    if loss == "binary_cross_entropy":  # 0/1 indicators, or soft labels
+    if kind == "unit":  # 0/1 indicators, or soft labels
         return rng.integers(0, 2, (n, k)) if rng.random() < 0.7 else rng.uniform(0, 1, (n, k))
-    if loss == "poisson":  # non-negative counts, zeros included
+    if kind == "nonnegative":  # counts, zeros included
         return rng.poisson(1.0, (n, k))
-    if loss == "squared_error":
-        return rng.standard_normal((n, k))
-    raise AssertionError(f"no target generator for loss {loss!r}: add one here")
+    return rng.standard_normal((n, k))
 
 
 @st.composite
 def networks(draw):
     """Keyword arguments of an MLP, plus the seed of its data and prelu slopes."""
     output, loss, config_hidden = draw(st.sampled_from(CONFIGS))
-    n_hidden = draw(st.integers(0, 2))
+    # every hidden activation of the entry (one alone: in one or two layers), in any order
+    hidden = [h for h in config_hidden
+              for _ in range(draw(st.integers(1, 2 if len(config_hidden) == 1 else 1)))]
+    hidden = draw(st.permutations(hidden))
+    n_hidden = len(hidden)
     sizes = ([draw(st.integers(1, 6))] + [draw(st.integers(1, 7)) for _ in range(n_hidden)]
              + [draw(st.integers(2 if output == "softmax" else 1, 4))])
-    hidden = [draw(st.sampled_from(config_hidden)) for _ in range(n_hidden)]
     gamma = draw(st.one_of(st.none(), st.floats(0.0, 1.5)))
     return dict(layer_sizes=sizes, activation=hidden, output=output, loss=loss, gamma=gamma,
                 seed=draw(st.integers(0, 2 ** 16)))

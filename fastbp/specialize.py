@@ -55,10 +55,10 @@ logger = logging.getLogger("fastbp.compile")
 # Seconds a cold compile took on the machine where this was measured (2-core
 # Xeon, float32); the notice quotes this machine's own figure instead once it
 # has compiled something.
-TYPICAL_SECONDS = {"hidden": 1.0, "output": 1.0, "train_epoch": 3.0, "train_epoch_columns": 6.0,
-                   "train_epoch_sharded": 5.0, "predict_rows": 1.5,
-                   "predict_rows_parallel": 2.0, "evaluate_rows": 1.5,
-                   "forward_backward": 2.5, "apply_update": 0.5}
+TYPICAL_SECONDS = {"hidden": 0.5, "output": 0.8, "rule": 0.5, "train_epoch": 3.0,
+                   "train_epoch_columns": 11.0, "train_epoch_sharded": 3.5,
+                   "predict_rows": 0.4, "predict_rows_parallel": 1.4, "evaluate_rows": 0.3,
+                   "forward_backward": 2.5, "apply_update": 0.1}
 
 
 @dataclass(frozen=True)
@@ -274,9 +274,9 @@ class _Marker:
 
     def estimate(self):
         """This machine's median for the same kind of piece, else the typical figure."""
-        kind = self.name.split("_")[0] if self.name.startswith(("hidden_", "output_")) \
+        kind = self.name.split("_")[0] if self.name.startswith(("hidden_", "output_", "rule_")) \
             else self.name
-        pattern = (f"{kind}_*.{self.dtype}.s" if kind in ("hidden", "output")
+        pattern = (f"{kind}_*.{self.dtype}.s" if kind in ("hidden", "output", "rule")
                    else f"{kind}.{self.dtype}.s")
         recorded = []
         for path in self.path.parent.glob(pattern):

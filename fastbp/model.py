@@ -17,6 +17,7 @@ from ._validation import (check_array, check_fraction, check_int, magnitude_limi
 from ._guard import BestWeights, GuardedEpochs, deferred_interrupt
 from .history import History
 from .memory import check_fits
+from .kernels import network_functions as NF
 from .kernels.checks import all_finite
 from .kernels.losses import LOSSES
 from .optim import Adam, Optimizer
@@ -237,15 +238,17 @@ class MLP:
     def is_classifier(self):
         return LOSSES[self.loss].classifier
 
-    def _net(self, optimizer=None):
+    def _net(self, optimizer=None, slots=NF.TRAIN):
         """The ``net`` array of the entry kernels: this network's functions' addresses.
 
-        Compiled on first use (``fastbp.specialize``); ``optimizer`` fills the
+        Compiled on first use (``fastbp.specialize``), only the functions of
+        ``slots`` (``kernels.network_functions``); ``optimizer`` fills the
         update slot, for training.
         """
         kernels = specialize.network_kernels(
             specialize.Config(self._layout.hidden, self.output, self.loss))
-        return kernels.addresses(self.dtype, None if optimizer is None else optimizer.rule)
+        return kernels.addresses(self.dtype, None if optimizer is None else optimizer.rule,
+                                 slots)
 
     def __repr__(self):
         return (f"MLP({self._layout.describe()}, loss={self.loss!r}, "
@@ -328,7 +331,7 @@ class MLP:
                                           + workers * 3 * rows * self._layout.total_units),
                    f"predicting {n:,} rows")
         out = np.empty((n, self.layer_sizes[-1]), dtype=self.dtype)
-        net = self._net()
+        net = self._net(slots=NF.PREDICT)
         if workers > 1:
             acts, zs, _ = self._layout.workspace(rows, self.dtype, n_workers=workers)
             with kernel_threads(workers, 1):  # BLAS single-threaded inside the prange
@@ -370,7 +373,7 @@ class MLP:
         """``{'loss', metric}`` for checked arrays."""
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
         acts, zs, _ = self._layout.workspace(min(X.shape[0], PREDICT_CHUNK), self.dtype)
-        net = self._net()
+        net = self._net(slots=NF.EVALUATE)
         with kernel_threads(1, 1):
             loss = specialize.entry("evaluate_rows", self.dtype)(
                 net, X, Y, self._params, self._layout.layers, self._gammas, acts, zs, out)
@@ -408,7 +411,7 @@ class MLP:
             raise ValueError(f"l2 must be a finite number >= 0, got {l2!r}")
         grads = np.empty_like(self._params)
         acts, zs, deltas = self._layout.workspace(X.shape[0], self.dtype)
-        net = self._net()
+        net = self._net(slots=NF.GRADIENT)
         with kernel_threads(1, 1):
             loss = specialize.entry("forward_backward", self.dtype)(
                 net, X, Y, self._params, grads, self._layout.layers, self._gammas, float(l2),

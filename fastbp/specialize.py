@@ -341,20 +341,19 @@ class _Generated:
         self._addresses = {}
         self._lock = threading.Lock()
 
-    def addresses(self, dtype):
-        """``{slot: address}`` for ``dtype``, compiled (or loaded from the cache) on first use."""
-        found = self._addresses.get(dtype)
+    def address(self, slot, dtype):
+        """The address of ``slot``'s function for ``dtype``, compiled (or loaded) on first use."""
+        key = (slot, dtype)
+        found = self._addresses.get(key)
         if found is None:
             with self._lock:
-                found = self._addresses.get(dtype)
+                found = self._addresses.get(key)
                 if found is None:
                     from numba import from_dtype
-                    nb_dtype = from_dtype(np.dtype(dtype))
                     with _Compiling(_Marker(self.name, dtype)):
-                        found = {slot: _address(getattr(self.module, fn),
-                                                F.signature(slot, nb_dtype))
-                                 for slot, fn in self.slots.items()}
-                    self._addresses[dtype] = found
+                        found = _address(getattr(self.module, self.slots[slot]),
+                                         F.signature(slot, from_dtype(np.dtype(dtype))))
+                    self._addresses[key] = found
         return found
 
 
@@ -391,39 +390,44 @@ class NetworkKernels:
         self._addresses = {}
         self._lock = threading.Lock()
 
-    def addresses(self, dtype, rule=None):
+    def addresses(self, dtype, rule=None, slots=F.TRAIN):
         """The int64 ``net`` array of the entry kernels for ``dtype`` (the optimizer's ``rule``).
 
-        Compiles this network's functions for ``dtype`` on first use (or
-        loads them from the cache); ``rule`` None leaves the update slot empty,
-        for the kernels that do not train.
+        Compiles (or loads from the cache) the functions of ``slots`` on first
+        use, and only those: prediction needs the forward ones, evaluation the
+        loss too, training the backward ones and the update ``rule`` (None
+        leaves the update slot empty). A slot not asked for holds 0, and no
+        entry kernel that a caller runs with it calls it.
         """
-        key = (np.dtype(dtype).name, rule)
-        found = self._addresses.get(key)
-        if found is None:
-            with self._lock:
-                found = self._addresses.get(key)
-                if found is None:
-                    found = self._addresses[key] = self._compile(*key)
-        return found
+        dtype = np.dtype(dtype).name
+        with self._lock:
+            net, view = self._addresses.get((dtype, rule), (None, None))
+            if net is None:
+                net = np.zeros(F.N_SLOTS, dtype=np.int64)
+                view = net.view()
+                view.flags.writeable = False  # one signature for the entry kernels
+                self._addresses[(dtype, rule)] = net, view
+            missing = [s for s in slots if not net[s] and (s != F.UPDATE or rule is not None)]
+            if missing:
+                self._fill(net, missing, dtype, rule)
+        return view
 
-    def _compile(self, dtype, rule):
-        from numba import from_dtype
-        nb_dtype = from_dtype(np.dtype(dtype))
-        net = np.zeros(F.N_SLOTS, dtype=np.int64)
-        parts = [self.hidden, self.output]
+    def _fill(self, net, slots, dtype, rule):
+        parts = [part for part in (self.hidden, self.output)
+                 if any(s in part.slots for s in slots)]
         _notice(f"this network ({self.config.describe()})", dtype,
                 [_Marker(part.name, dtype) for part in parts])
         for part in parts:
-            for slot, address in part.addresses(dtype).items():
-                net[slot] = address
-        if rule is not None:
+            for slot in slots:
+                if slot in part.slots:
+                    net[slot] = part.address(slot, dtype)
+        if F.UPDATE in slots:
+            from numba import from_dtype
             marker = _Marker(f"rule_{rule}", dtype)
             _notice(f"the {rule} update", dtype, [marker])
             with _Compiling(marker):
-                net[F.UPDATE] = _address(O.RULES[rule].update, F.signature(F.UPDATE, nb_dtype))
-        net.flags.writeable = False
-        return net
+                net[F.UPDATE] = _address(O.RULES[rule].update,
+                                         F.signature(F.UPDATE, from_dtype(np.dtype(dtype))))
 
 
 def network_kernels(config):

@@ -52,6 +52,12 @@ OUTPUT_LOSS = 4
 UPDATE = 5
 N_SLOTS = 6
 
+# the slots each kind of entry kernel calls
+PREDICT = (HIDDEN_FORWARD, OUTPUT_FORWARD)
+EVALUATE = PREDICT + (OUTPUT_LOSS,)
+GRADIENT = PREDICT + (HIDDEN_BACKWARD, OUTPUT_DELTA)
+TRAIN = GRADIENT + (UPDATE,)
+
 
 def signature(slot, dtype):
     """The Numba signature of ``slot`` for arrays of the Numba float type ``dtype``."""

@@ -85,7 +85,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     comm = MPI.COMM_WORLD
     results = []
-    with kernel_threads(1, 1):
+    with kernel_threads(None, 1):
         for row in args.rows.split(","):
             run, message = steps_timer(row, comm, MPI)
             for mode in MODES:

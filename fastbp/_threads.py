@@ -26,7 +26,7 @@ same time, even kernels set to one thread; under it, fastbp's calls take turns
 (``_parallel_gate``, re-entrant so that a callback of a fit may predict).
 """
 import threading
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from numbers import Integral
 
 import numba
@@ -108,28 +108,30 @@ class _AloneWithManyBlasThreads:
     """Lets a call that wants several BLAS threads run alone among fastbp's calls.
 
     A multi-threaded BLAS call's result changes when other threads call BLAS at
-    the same time; single-threaded calls do not disturb each other.
+    the same time; single-threaded calls do not disturb each other, so their
+    path is one lock and a counter (every prediction takes it).
     """
 
     def __init__(self):
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._running = 0  # calls running with one BLAS thread
-        self._running_by = {}  # thread → how many of them it runs (nested)
+        self._mine = threading.local()  # .running: how many of them this thread runs
         self._owner = None  # the thread running alone
         self._depth = 0
 
     def acquire(self, n):
         me = threading.get_ident()
-        with self._cond:
+        mine = getattr(self._mine, "running", 0)
+        with self._lock:
             if self._owner == me:  # nested in this thread's own call that runs alone
                 self._depth += 1
                 return
-            mine = self._running_by.get(me, 0)
             if n == 1:
                 while self._owner is not None:
                     self._cond.wait()
                 self._running += 1
-                self._running_by[me] = mine + 1
+                self._mine.running = mine + 1
                 return
             # alone: wait until only this thread's own (suspended) calls remain
             while self._owner is not None or self._running > mine:
@@ -137,41 +139,60 @@ class _AloneWithManyBlasThreads:
             self._owner, self._depth = me, 1
 
     def release(self, n):
-        me = threading.get_ident()
-        with self._cond:
-            if self._owner == me:
+        with self._lock:
+            if self._owner == threading.get_ident():
                 self._depth -= 1
                 if self._depth == 0:
                     self._owner = None
-            else:
-                self._running -= 1
-                left = self._running_by[me] - 1
-                if left:
-                    self._running_by[me] = left
-                else:
-                    del self._running_by[me]
+                    self._cond.notify_all()
+                return
+            self._running -= 1
+            self._mine.running -= 1
             self._cond.notify_all()
 
 
 _turns = _AloneWithManyBlasThreads()
+_no_gate = nullcontext()
 
 
-@contextmanager
-def kernel_threads(numba_threads, blas_threads):
+class kernel_threads:
     """Run the body with these thread counts, then restore the previous settings.
 
-    ``blas_threads`` is BLAS's thread count in the calling thread (the
-    kernels' worker threads set 1 for themselves). With ``blas_threads`` > 1
-    the body runs alone among fastbp's calls (see the module docstring).
+    ``numba_threads`` is Numba's thread count for the parallel kernels the body
+    runs (None: the body runs none, and it is left alone); ``blas_threads``
+    is BLAS's thread count in the calling thread (the kernels' worker threads
+    set 1 for themselves). With ``blas_threads`` > 1 the body runs alone among
+    fastbp's calls (see the module docstring). A class rather than a
+    generator-based context manager: it wraps every predict call, and costs
+    2 µs this way.
     """
-    with _parallel_gate():  # first: a call waiting its turn must not hold anything
-        _turns.acquire(blas_threads)
-        previous = numba.get_num_threads()
-        numba.set_num_threads(numba_threads)
-        previous_blas = _set_blas_threads(blas_threads)
+
+    __slots__ = ("numba_threads", "blas_threads", "_gate", "_previous", "_previous_blas")
+
+    def __init__(self, numba_threads, blas_threads):
+        self.numba_threads, self.blas_threads = numba_threads, blas_threads
+
+    def __enter__(self):
+        # first: a call waiting its turn must hold nothing (only parallel kernels need it)
+        self._gate = _no_gate if self.numba_threads is None else _parallel_gate()
+        self._gate.__enter__()
         try:
-            yield
+            _turns.acquire(self.blas_threads)
+        except BaseException:
+            self._gate.__exit__(None, None, None)
+            raise
+        if self.numba_threads is not None:
+            self._previous = numba.get_num_threads()
+            numba.set_num_threads(self.numba_threads)
+        self._previous_blas = _set_blas_threads(self.blas_threads)
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        try:
+            _set_blas_threads(self._previous_blas)
+            if self.numba_threads is not None:
+                numba.set_num_threads(self._previous)
+            _turns.release(self.blas_threads)
         finally:
-            _set_blas_threads(previous_blas)
-            numba.set_num_threads(previous)
-            _turns.release(blas_threads)
+            self._gate.__exit__(kind, value, traceback)
+        return False

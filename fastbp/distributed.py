@@ -234,7 +234,7 @@ class DistributedTrainer:
         best_loss, waited = np.inf, 0
         best = BestWeights(model.params, restore_best)
         talk = self.rank == 0 and verbose >= 2
-        with best.ending(history), kernel_threads(1, blas_threads), \
+        with best.ending(history), kernel_threads(None, blas_threads), \
                 deferred_interrupt(quiet=self.rank != 0) as interrupt:
             for epoch in range(epochs):
                 start = time.perf_counter()

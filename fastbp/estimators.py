@@ -453,7 +453,7 @@ class _FastbpMLP:
 
         # all rows in one product on BLAS's threads, one per part (a call that runs alone)
         parts, _ = self._threads()
-        with kernel_threads(1, parts):
+        with kernel_threads(None, parts):
             result = scipy.optimize.minimize(
                 loss_and_grad, net.params.astype(np.float64), method="L-BFGS-B", jac=True,
                 options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})

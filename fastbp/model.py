@@ -135,8 +135,14 @@ class MLP:
         self.coefs_, self.intercepts_, self.slopes_ = self._layout.views(self._params)
         self._optimizer = None
         self._opt_state = None
+        self._nets = {}  # (update rule, slots) → the entry kernels' `net` array
         self.history_ = None
         self._initialize()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_nets"] = {}  # addresses of compiled code: valid in this process only
+        return state
 
     # ------------------------------------------------------------------ parameters
     def _initialize(self):
@@ -245,10 +251,13 @@ class MLP:
         ``slots`` (``kernels.network_functions``); ``optimizer`` fills the
         update slot, for training.
         """
-        kernels = specialize.network_kernels(
-            specialize.Config(self._layout.hidden, self.output, self.loss))
-        return kernels.addresses(self.dtype, None if optimizer is None else optimizer.rule,
-                                 slots)
+        rule = None if optimizer is None else optimizer.rule
+        found = self._nets.get((rule, slots))
+        if found is None:  # looked up once per model: predict calls this every time
+            kernels = specialize.network_kernels(
+                specialize.Config(self._layout.hidden, self.output, self.loss))
+            found = self._nets[(rule, slots)] = kernels.addresses(self.dtype, rule, slots)
+        return found
 
     def __repr__(self):
         return (f"MLP({self._layout.describe()}, loss={self.loss!r}, "
@@ -321,11 +330,10 @@ class MLP:
         result does not depend on how many.
         """
         n = X.shape[0]
-        n_chunks = -(-n // PREDICT_CHUNK)
-        workers = min(n_chunks, threads_for(n_jobs, parts_for(n_jobs), allowed_threads))
-        weights = sum(a * b for a, b in zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
-        if n * weights < PARALLEL_PREDICT_MIN_MACS:
-            workers = 1
+        workers = 1
+        if n * self._layout.n_coefs >= PARALLEL_PREDICT_MIN_MACS:
+            workers = min(-(-n // PREDICT_CHUNK),
+                          threads_for(n_jobs, parts_for(n_jobs), allowed_threads))
         rows = min(n, PREDICT_CHUNK)
         check_fits(self.dtype.itemsize * (n * self.layer_sizes[-1]
                                           + workers * 3 * rows * self._layout.total_units),
@@ -339,7 +347,7 @@ class MLP:
                     net, X, self._params, self._layout.layers, self._gammas, acts, zs, out)
         else:
             acts, zs, _ = self._layout.workspace(rows, self.dtype)
-            with kernel_threads(1, 1):
+            with kernel_threads(None, 1):
                 specialize.entry("predict_rows", self.dtype)(
                     net, X, self._params, self._layout.layers, self._gammas, acts, zs, out)
         if not all_finite(out.reshape(-1)):
@@ -374,7 +382,7 @@ class MLP:
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
         acts, zs, _ = self._layout.workspace(min(X.shape[0], PREDICT_CHUNK), self.dtype)
         net = self._net(slots=NF.EVALUATE)
-        with kernel_threads(1, 1):
+        with kernel_threads(None, 1):
             loss = specialize.entry("evaluate_rows", self.dtype)(
                 net, X, Y, self._params, self._layout.layers, self._gammas, acts, zs, out)
         targets = LOSSES[self.loss].targets
@@ -412,7 +420,7 @@ class MLP:
         grads = np.empty_like(self._params)
         acts, zs, deltas = self._layout.workspace(X.shape[0], self.dtype)
         net = self._net(slots=NF.GRADIENT)
-        with kernel_threads(1, 1):
+        with kernel_threads(None, 1):
             loss = specialize.entry("forward_backward", self.dtype)(
                 net, X, Y, self._params, grads, self._layout.layers, self._gammas, float(l2),
                 0.0, float(X.shape[0]), acts, zs, deltas)

@@ -468,11 +468,16 @@ _entries = {}
 
 
 def entry(name, dtype):
-    """The entry kernel ``name`` of ``fastbp.kernels.entries`` for arrays of ``dtype``."""
-    key = (name, np.dtype(dtype).name)
-    found = _entries.get(key)
+    """The entry kernel ``name`` of ``fastbp.kernels.entries`` for arrays of ``dtype``.
+
+    Until its first call has compiled (or loaded) it, a wrapper that says so on a
+    cold cache; then the kernel itself.
+    """
+    found = _entries.get((name, dtype))
     if found is None:
-        found = _entries.setdefault(key, _Entry(*key))
+        found = _entries.setdefault((name, dtype), _Entry(name, np.dtype(dtype).name))
+    if isinstance(found, _Entry) and found._ready:
+        _entries[(name, dtype)] = found = found.dispatcher
     return found
 
 

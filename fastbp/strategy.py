@@ -71,11 +71,14 @@ def resolve(strategy, layout, batch_size, parts):
 
 
 def thread_counts(strategy, parts, threads):
-    """``(numba_threads, blas_threads)`` for a strategy with ``parts`` parts on ``threads``."""
+    """``(numba_threads, blas_threads)`` for a strategy with ``parts`` parts on ``threads``.
+
+    ``numba_threads`` None: the strategy runs no parallel kernel.
+    """
     if strategy == "serial":
-        return 1, 1
+        return None, 1
     if strategy == "blas":
-        return 1, parts
+        return None, parts
     return threads, 1
 
 

@@ -158,3 +158,26 @@ def test_import_fastbp_loads_no_kernels_and_no_estimators():
     before, after = result.stdout.splitlines()
     assert before == "[]"
     assert "numba" in after and "fastbp.model" in after and "sklearn" not in after
+
+
+def test_a_pickled_model_predicts_the_same_in_another_process(tmp_path):
+    """A model holds the addresses of its compiled functions; a copy in another
+    process must not (it looks them up again there)."""
+    import pickle
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((30, 4)), np.arange(30) % 3
+    model = fastbp.MLP([4, 6, 3], seed=0)
+    model.fit(X, y, epochs=2, verbose=0)
+    est = fastbp.MLPClassifier(hidden_layer_sizes=(6,), max_iter=5, random_state=0)
+    with pytest.warns(Warning):
+        est.fit(X, y)
+    expected = np.concatenate([model.predict_proba(X), est.predict_proba(X)])
+    (tmp_path / "models.pkl").write_bytes(pickle.dumps((model, est, X)))
+    code = ("import pickle, sys, numpy as np; model, est, X = pickle.load(open(sys.argv[1], 'rb'))"
+            "; np.save(sys.argv[2], np.concatenate([model.predict_proba(X), "
+            "est.predict_proba(X)]))")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "models.pkl"),
+                             str(tmp_path / "out.npy")], cwd=REPO, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)

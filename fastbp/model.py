@@ -2,6 +2,7 @@
 import sys
 import time
 import warnings
+import weakref
 from numbers import Integral, Real
 
 import numpy as np
@@ -31,6 +32,11 @@ PREDICT_CHUNK = 512
 # on: below, the parallel kernel's launch costs more than it saves (and a first
 # call compiles it); the chunks, and so the results, are the same either way.
 PARALLEL_PREDICT_MIN_MACS = 2 ** 25
+
+# Each model's `net` arrays (the addresses of its compiled functions, by update rule and
+# slots), outside its attributes: a cache is not state, and the addresses hold in this
+# process only (a pickled model looks them up again)
+_NETS = weakref.WeakKeyDictionary()
 
 
 def r2_score(Y, out):
@@ -135,14 +141,8 @@ class MLP:
         self.coefs_, self.intercepts_, self.slopes_ = self._layout.views(self._params)
         self._optimizer = None
         self._opt_state = None
-        self._nets = {}  # (update rule, slots) → the entry kernels' `net` array
         self.history_ = None
         self._initialize()
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_nets"] = {}  # addresses of compiled code: valid in this process only
-        return state
 
     # ------------------------------------------------------------------ parameters
     def _initialize(self):
@@ -252,11 +252,14 @@ class MLP:
         update slot, for training.
         """
         rule = None if optimizer is None else optimizer.rule
-        found = self._nets.get((rule, slots))
+        nets = _NETS.get(self)
+        if nets is None:
+            nets = _NETS.setdefault(self, {})
+        found = nets.get((rule, slots))
         if found is None:  # looked up once per model: predict calls this every time
             kernels = specialize.network_kernels(
                 specialize.Config(self._layout.hidden, self.output, self.loss))
-            found = self._nets[(rule, slots)] = kernels.addresses(self.dtype, rule, slots)
+            found = nets[(rule, slots)] = kernels.addresses(self.dtype, rule, slots)
         return found
 
     def __repr__(self):

@@ -55,9 +55,9 @@ logger = logging.getLogger("fastbp.compile")
 # Seconds a cold compile took on the machine where this was measured (2-core
 # Xeon, float32); the notice quotes this machine's own figure instead once it
 # has compiled something.
-TYPICAL_SECONDS = {"hidden": 0.5, "output": 0.8, "rule": 0.5, "train_epoch": 3.0,
+TYPICAL_SECONDS = {"hidden": 0.5, "output": 0.8, "rule": 0.5, "train_epoch": 2.8,
                    "train_epoch_columns": 11.0, "train_epoch_sharded": 3.5,
-                   "predict_rows": 0.4, "predict_rows_parallel": 1.4, "evaluate_rows": 0.3,
+                   "predict_rows": 0.6, "predict_rows_parallel": 1.4, "evaluate_rows": 0.3,
                    "forward_backward": 2.5, "apply_update": 0.1}
 
 

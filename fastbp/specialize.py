@@ -191,14 +191,15 @@ def output_source(output, loss):
     term, mean = src.name(entry.term, "_loss"), str(entry.mean_over_outputs)
     if output == entry.canonical_output:  # the matched pair: δ = a − y
         body = [f"return _losses.delta_and_loss(a, y, {term}, _losses.canonical_gradient, "
-                f"{mean}, scale, delta)"]
+                f"{mean}, scale, delta, True)"]
     else:  # the chain rule through the output's derivative
         backward = _backward_call(src, out, "_out", grad="delta")
         body = [f"total = _losses.delta_and_loss(a, y, {term}, "
-                f"{src.name(entry.gradient, '_loss')}, {mean}, scale, delta)"]
+                f"{src.name(entry.gradient, '_loss')}, {mean}, scale, delta, True)"]
         body += ([backward] if backward else []) + ["return total"]
     src.function("output_delta(a, y, z, gamma, gamma_grad, scale, delta)", body)
-    src.function("output_loss(a, y)", [f"return _losses.loss_only(a, y, {term}, {mean})"])
+    src.function("output_loss(a, y)", [f"return _losses.delta_and_loss(a, y, {term}, "
+                                       f"_losses.canonical_gradient, {mean}, 1.0, a, False)"])
     return _module_text(f"Output layer: {output}, trained with {loss}.", src)
 
 

@@ -29,7 +29,7 @@ stored as one contiguous ``(fan_in, width)`` panel. A weight matrix split by
 columns in row-major order would interleave the two threads' writes in every
 row; on a 2-core machine that ran the parallel update 2.8x slower than the
 serial one (the cores' prefetchers pull each other's lines). The kernel packs
-the buffers on entry and unpacks them on exit (``pack``, ``unpack``).
+the buffers on entry and unpacks them on exit (``reorder``).
 
 Each part's activations and δ of its block stay in its own contiguous scratch
 rows (``priv_*``), and are copied into the shared ``(n_rows, width)`` blocks
@@ -91,25 +91,15 @@ def _pack_panels(src, dst, layers, bounds, p, to_panels):
 
 
 @kernel
-def pack(params, state, packed_params, packed_state, layers, bounds):
-    """Copy the parameters and optimizer state into panel order (on entry to an epoch)."""
-    copy_flat(params, packed_params)
-    copy_flat(state, packed_state)
+def reorder(src_params, src_state, dst_params, dst_state, layers, bounds, to_panels):
+    """Copy the parameters and optimizer state into panel order (``to_panels``: on entry
+    to an epoch) or back into row-major order (on exit)."""
+    copy_flat(src_params, dst_params)
+    copy_flat(src_state, dst_state)
     for p in range(bounds.shape[1] - 1):
-        _pack_panels(params, packed_params, layers, bounds, p, True)
-        for k in range(state.shape[0]):
-            _pack_panels(state[k], packed_state[k], layers, bounds, p, True)
-
-
-@kernel
-def unpack(packed_params, packed_state, params, state, layers, bounds):
-    """Copy them back into row-major order (on exit)."""
-    copy_flat(packed_params, params)
-    copy_flat(packed_state, state)
-    for p in range(bounds.shape[1] - 1):
-        _pack_panels(packed_params, params, layers, bounds, p, False)
-        for k in range(state.shape[0]):
-            _pack_panels(packed_state[k], state[k], layers, bounds, p, False)
+        _pack_panels(src_params, dst_params, layers, bounds, p, to_panels)
+        for k in range(src_state.shape[0]):
+            _pack_panels(src_state[k], dst_state[k], layers, bounds, p, to_panels)
 
 
 @kernel

@@ -462,7 +462,7 @@ def train_epoch_columns(net, X, Y, perm, batch_size, params, grads, state, layer
     last = layers.shape[0] - 1
     total = 0.0
     n_steps = (n + batch_size - 1) // batch_size
-    C.pack(params, state, packed_params, packed_state, layers, bounds)
+    C.reorder(params, state, packed_params, packed_state, layers, bounds, True)
     for s in range(n_steps):
         start = s * batch_size
         n_rows = min(batch_size, n - start)
@@ -501,7 +501,7 @@ def train_epoch_columns(net, X, Y, perm, batch_size, params, grads, state, layer
                     _hidden_backward_part(net, p, l - 1, n_rows, packed_params, grads, gammas,
                                           layers, bounds, x_batch, acts, deltas, priv_acts,
                                           priv_zs, priv_deltas, lam, alpha_beta)
-    C.unpack(packed_params, packed_state, params, state, layers, bounds)
+    C.reorder(packed_params, packed_state, params, state, layers, bounds, False)
     return total / n
 
 

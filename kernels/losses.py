@@ -113,7 +113,7 @@ def batch_weight(y, n_outputs):
 
 
 @generic
-def delta_and_loss(a, y, term, gradient, mean_over_outputs, scale, delta):
+def delta_and_loss(a, y, term, gradient, mean_over_outputs, scale, delta, write_delta):
     """Write ``δ = gradient(a, y) · w · scale`` and return the summed loss ``Σ w · row loss``.
 
     Parameters
@@ -125,7 +125,9 @@ def delta_and_loss(a, y, term, gradient, mean_over_outputs, scale, delta):
         ``canonical_gradient``, ``a − y``, for a matched pair)
     mean_over_outputs : bool, see ``Loss``
     scale : float, factor applied to δ (``1 / batch weight`` for a mean loss)
-    delta : (n_samples, n_outputs) array, written in place
+    delta : (n_samples, n_outputs) array, written in place if ``write_delta``
+    write_delta : bool
+        False for the loss alone (evaluation); ``delta`` is then not touched.
 
     Returns
     -------
@@ -140,25 +142,8 @@ def delta_and_loss(a, y, term, gradient, mean_over_outputs, scale, delta):
         w = y[i, n_out] if weighted else a[i, 0] * 0 + 1
         row = 0.0
         for j in range(n_out):
-            delta[i, j] = gradient(a[i, j], y[i, j]) * (w * scale)
-            row += term(a[i, j], y[i, j], eps)
-        if mean_over_outputs:
-            row /= n_out
-        total += w * row
-    return total
-
-
-@generic
-def loss_only(a, y, term, mean_over_outputs):
-    """The summed loss of ``delta_and_loss`` without writing δ (evaluation)."""
-    n, n_out = a.shape
-    weighted = y.shape[1] > n_out
-    eps = np.finfo(a.dtype).eps
-    total = 0.0
-    for i in range(n):
-        w = y[i, n_out] if weighted else a[i, 0] * 0 + 1
-        row = 0.0
-        for j in range(n_out):
+            if write_delta:
+                delta[i, j] = gradient(a[i, j], y[i, j]) * (w * scale)
             row += term(a[i, j], y[i, j], eps)
         if mean_over_outputs:
             row /= n_out

@@ -9,12 +9,15 @@ Two kinds of compiled code:
 - A network's **own functions** (``fastbp.kernels.network_functions``: its
   hidden activations, its output activation and loss) depend on its
   *configuration*: the distinct hidden activations, the output and the loss.
-  For each configuration this module writes a small module,
-  ``<cache>/kernels-<sources digest>/net_<key>.py``, whose functions call the
-  registry's scalar functions of exactly what that network uses, compiles
-  them for the fixed signatures of their slots and hands the entry kernels
-  their addresses (``NetworkKernels.addresses``). The optimizer's update rule
-  is a cached kernel of the registry, passed the same way.
+  This module writes two small modules per configuration, each shared by
+  every configuration with the same part:
+  ``<cache>/kernels-<sources digest>/hidden_<key>.py`` for the hidden set and
+  ``output_<key>.py`` for the output and loss. Their functions call the
+  registry's scalar functions of exactly what the network uses; they are
+  compiled for the fixed signatures of their slots, only the slots a call
+  needs, and the entry kernels get their addresses
+  (``NetworkKernels.addresses``). The optimizer's update rule is a cached
+  kernel of the registry, passed the same way.
 
 So a fit compiles only what its network uses, a new network compiles only its
 own small functions, and a warm cache loads everything. Layers with the same

@@ -10,7 +10,8 @@ arguments and are inlined into the kernels generated for a network
 inside and vectorises around it.
 
 ``gamma`` is the activation's parameter γ: ``gamma[0]`` for a constant one,
-``gamma[j]`` for unit ``j`` of a learnable one (``*_per_unit``).
+``gamma[j]`` for unit ``j`` of a learnable one (``bias_activation_keeping_z``
+with stride 1, ``times_derivative_per_unit``).
 """
 import numpy as np
 

@@ -4,7 +4,6 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from conftest import DTYPES, assert_close, reference_loss_and_flat_grad
-import reference as ref
 import fastbp
 from fastbp.architecture import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, check_loss, natural_loss
 from fastbp.kernels.losses import LOSSES

@@ -3,7 +3,7 @@
 Run under ``mpiexec -n P fastbp train DATA --distributed ...``. The rows are
 split into P shards: an ``.npz`` in contiguous row blocks that each rank reads
 alone (memory-mapped, or a compressed member decompressed as a stream; see
-``fastbp.distributed.load_rows``), so no rank holds the whole file; a CSV, an embedded or a synthetic data set is small enough to
+``fastbp.npz_rows.load_rows``), so no rank holds the whole file; a CSV, an embedded or a synthetic data set is small enough to
 read whole, and is shuffled (with ``--seed``) before the split. Each rank holds
 out ``--test-fraction`` of its shard for testing; rank 0 also holds out
 ``--val-fraction`` of its training rows for validation and early stopping.
@@ -88,7 +88,7 @@ def _shard(args, synthetic, rank, size):
     path = Path(args.data)
     if synthetic is None and path.suffix == ".npz" and path.exists():
         import zipfile
-        from .distributed import array_header, load_rows
+        from .npz_rows import array_header, load_rows
         if args.target is not None:
             raise CLIError(f"--target names a CSV column; {args.data} is not a .csv file")
         try:

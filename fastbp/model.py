@@ -200,8 +200,8 @@ class MLP:
         have the model's dtype.
         """
         require("torch", "to_torch", "torch")
-        from . import torch_bridge
-        return torch_bridge.to_torch(self, logits=logits)
+        from .interop import torch as torch_interop
+        return torch_interop.to_torch(self, logits=logits)
 
     @classmethod
     def from_torch(cls, sequential, output=None, loss=None, dtype=None):
@@ -209,16 +209,16 @@ class MLP:
 
         The Sequential must be ``Linear`` layers, each followed by at most one of
         ``Identity``, ``Sigmoid``, ``Tanh``, ``ReLU``, ``LeakyReLU``, ``PReLU``,
-        ``ELU``, ``Softplus``, ``Hardtanh(-1, 1)`` (and ``fastbp.torch_bridge``'s
-        ``HardLogistic``), with ``Softmax(dim=1)`` or ``fastbp.torch_bridge.Exp``
+        ``ELU``, ``Softplus``, ``Hardtanh(-1, 1)`` (and ``fastbp.interop.torch``'s
+        ``HardLogistic``), with ``Softmax(dim=1)`` or ``fastbp.interop.torch.Exp``
         allowed after the last; anything else raises ``ValueError`` naming the
         module. ``output`` sets the output activation of a Sequential that ends in
         a ``Linear`` (e.g. ``'softmax'`` for a network trained on logits); ``loss``
         defaults to the output's natural loss and ``dtype`` to the weights' dtype.
         """
         require("torch", "from_torch", "torch")
-        from . import torch_bridge
-        return torch_bridge.from_torch(cls, sequential, output=output, loss=loss, dtype=dtype)
+        from .interop import torch as torch_interop
+        return torch_interop.from_torch(cls, sequential, output=output, loss=loss, dtype=dtype)
 
     def to_onnx(self, path):
         """Write the model as an ONNX graph to ``path`` (needs the ``onnx`` package).
@@ -229,8 +229,8 @@ class MLP:
         int64). Opset 17; the write is atomic. Returns the path.
         """
         require("onnx", "to_onnx", "onnx")
-        from . import onnx_export
-        return onnx_export.write(self, path)
+        from .interop import onnx as onnx_interop
+        return onnx_interop.write(self, path)
 
     @property
     def n_params(self):

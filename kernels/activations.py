@@ -64,7 +64,7 @@ class Activation:
     kinks : tuple of float
         Pre-activations where ``f'`` jumps (the gradient checks keep away from them).
     torch : str
-        The PyTorch module: a class of ``torch.nn`` or of ``fastbp.torch_bridge``
+        The PyTorch module: a class of ``torch.nn`` or of ``fastbp.interop.torch``
         (``"Identity"``: no module is written).
     torch_args : dict
         Its constructor arguments; the value ``"gamma"`` stands for the layer's γ.
@@ -75,7 +75,7 @@ class Activation:
         allowed (softmax's dim).
     onnx : str or callable
         An ONNX operator of the same function, or ``(graph, z, gamma, slopes,
-        output) -> name`` appending a composition (``fastbp.onnx_export``).
+        output) -> name`` appending a composition (``fastbp.interop.onnx``).
     """
 
     name: str

@@ -191,7 +191,7 @@ def test_the_readme_job_runs_under_mpiexec(tmp_path):
 
 
 def test_load_rows_reads_one_ranks_rows_of_npz_and_npy_files(tmp_path):
-    from fastbp.distributed import load_rows
+    from fastbp.npz_rows import load_rows
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((1000, 7)).astype(np.float32), np.arange(1000)
     np.savez(tmp_path / "plain.npz", X=X, y=y, F=np.asfortranarray(X))

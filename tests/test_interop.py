@@ -139,7 +139,7 @@ def test_from_torch_accepts_nested_sequentials_no_bias_and_one_shared_prelu_slop
 def refusals():
     torch = pytest.importorskip("torch")
     nn = torch.nn
-    from fastbp.torch_bridge import Exp
+    from fastbp.interop.torch import Exp
     return [
         (nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5), nn.Linear(4, 2)), "Dropout"),
         (nn.Sequential(nn.Linear(3, 4), nn.Hardsigmoid(), nn.Linear(4, 2)), "HardLogistic"),
@@ -217,7 +217,7 @@ def test_onnx_labels_of_binary_and_multilabel_models_match_predict(n_outputs, tm
 def test_onnx_graph_records_its_producer_and_a_failed_write_keeps_the_old_file(tmp_path,
                                                                               monkeypatch):
     onnx = pytest.importorskip("onnx")
-    from fastbp import onnx_export
+    from fastbp.interop import onnx as onnx_export
     model, _ = model_and_data("relu", "softmax", "float32")
     path = model.to_onnx(tmp_path / "model.onnx")
     proto = onnx.load(str(path))

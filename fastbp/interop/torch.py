@@ -11,7 +11,7 @@ activations have no PyTorch module and get one here (``HardLogistic``,
 import torch
 from torch import nn
 
-from .kernels.activations import ACTIVATIONS
+from ..kernels.activations import ACTIVATIONS
 
 
 class HardLogistic(nn.Module):
@@ -87,7 +87,7 @@ def _activation(module, position):
     kind = type(module)
     entry = next((e for e in ACTIVATIONS.values() if _torch_class(e) is kind), None)
     if entry is None:
-        hint = {nn.Hardsigmoid: " (fastbp's hard_logistic is fastbp.torch_bridge.HardLogistic, "
+        hint = {nn.Hardsigmoid: " (fastbp's hard_logistic is fastbp.interop.torch.HardLogistic, "
                                 "clip(z/4 + 1/2, 0, 1))",
                 nn.LogSoftmax: " (use Softmax; predict_proba returns probabilities)",
                 nn.Dropout: " (fastbp trains without dropout; remove it for inference)"}

@@ -16,8 +16,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .kernels.activations import ACTIVATIONS
-from .kernels.losses import LOSSES
+from ..kernels.activations import ACTIVATIONS
+from ..kernels.losses import LOSSES
 
 OPSET = 17  # run by every ONNX Runtime since 1.13
 
@@ -61,7 +61,7 @@ def _activation(g, name, z, gamma, slopes, output):
 
 def build(model):
     """The ``onnx.ModelProto`` of ``model`` (checked by ``onnx.checker``)."""
-    from . import __version__
+    from .. import __version__
     elem = TensorProto.FLOAT if model.dtype == np.float32 else TensorProto.DOUBLE
     g = _Graph(model.dtype)
     x = "X"
@@ -100,5 +100,5 @@ def build(model):
 
 def write(model, path):
     """Write ``model``'s graph to ``path`` atomically; returns the path."""
-    from .io import write_bytes_atomic
+    from ..atomic import write_bytes_atomic
     return write_bytes_atomic(path, build(model).SerializeToString())

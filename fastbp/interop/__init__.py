@@ -1,0 +1,2 @@
+"""Conversions to and from other frameworks, each imported only when used so that its
+framework stays optional: ``torch`` (``torch.nn.Sequential``) and ``onnx`` (an ONNX graph)."""

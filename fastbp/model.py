@@ -177,6 +177,12 @@ class MLP:
         with its state, e.g. after ``fastbp.load``."""
         return self._optimizer
 
+    @property
+    def optimizer_state(self):
+        """The state of ``optimizer`` (``fastbp.optim.OptimizerState``: buffers and step
+        count), or ``None`` before the first ``fit``."""
+        return self._opt_state
+
     def save(self, path):
         """Write the model, its optimizer state, shuffling generator and history to ``path``.
 

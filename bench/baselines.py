@@ -130,11 +130,11 @@ def sc_fastbp_kernel():
     from fastbp import specialize
     X, y = sc_data()
     model = fastbp.MLP(SC_SIZES, activation="tanh", seed=0)
-    Y = model._check_targets(y, SC_BATCH)
+    Y = model.network.check_targets(y, SC_BATCH)
     grads = np.empty_like(model.params)
-    acts, zs, deltas = model._layout.workspace(SC_BATCH, model.dtype)
-    layers, gammas = model._layout.layers, model._gammas
-    net = model._net()
+    acts, zs, deltas = model.network.layout.workspace(SC_BATCH, model.dtype)
+    layers, gammas = model.network.layout.layers, model.network.gammas
+    net = model.network.functions()
     forward_backward = specialize.entry("forward_backward", model.dtype)
     return lambda: forward_backward(net, X, Y, model.params, grads, layers, gammas, 0.0, 0.0,
                                     float(SC_BATCH), acts, zs, deltas)

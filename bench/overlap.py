@@ -38,20 +38,20 @@ def steps_timer(row, comm, MPI):
     mine = batch // comm.size + (comm.rank < batch % comm.size)
     X, y = make_data(row)
     model = fastbp.MLP(sizes, seed=0)
-    layout = model._layout
-    X, Y = model._check_X(X, "X"), model._check_targets(y, X.shape[0], "y")
+    layout = model.network.layout
+    X, Y = model.network.check_X(X, "X"), model.network.check_targets(y, X.shape[0], "y")
     x_batch = np.empty(mine * X.shape[1], dtype=model.dtype)
     y_batch = np.empty(mine * Y.shape[1], dtype=model.dtype)
     acts, zs, deltas = layout.workspace(mine, model.dtype)
     grads = [np.zeros(model.n_params + 2, dtype=model.dtype) for _ in range(2)]
     rows = np.arange(mine) + comm.rank * mine
-    net = model._net()
+    net = model.network.functions()
     forward_backward = specialize.entry("forward_backward", model.dtype)
 
     def step(out):
         xb, yb = gather_rows(X, Y, rows, 0, mine, x_batch, y_batch)
         out[-2] = forward_backward(net, xb, yb, model.params, out[:model.n_params],
-                                   layout.layers, model._gammas, 0.0, 0.0, 1.0, acts, zs, deltas)
+                                   layout.layers, model.network.gammas, 0.0, 0.0, 1.0, acts, zs, deltas)
 
     def run(mode, n_steps):
         comm.Barrier()

@@ -72,11 +72,11 @@ def test_forward_fastbp(benchmark, arrays):
                        dtype=np.float32, seed=0)
     model.coefs_[0][...] = a["W"]
     model.intercepts_[0][...] = a["b"]
-    layers = model._layout.layers
-    acts, zs, _ = model._layout.workspace(N, model.dtype)
+    layers = model.network.layout.layers
+    acts, zs, _ = model.network.layout.workspace(N, model.dtype)
     forward = specialize.entry("forward_pass", model.dtype)
-    net = model._net()
-    out = benchmark(forward, net, a["a_in"], model.params, layers, model._gammas, acts, zs)
+    net = model.network.functions()
+    out = benchmark(forward, net, a["a_in"], model.params, layers, model.network.gammas, acts, zs)
     expected = np.maximum(a["a_in"] @ a["W"] + a["b"], 0)
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
     record(benchmark, "gflops", FLOPS / 1e9)

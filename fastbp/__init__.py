@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 # public name → the submodule that defines it
 _LAZY = {
-    "MLP": "model", "DivergenceError": "model",
+    "MLP": "model", "DivergenceError": "training",
     "MLPClassifier": "estimators", "MLPRegressor": "estimators",
     "History": "history", "ModelFileError": "io", "load": "io",
     "check_gradients": "gradcheck", "plot_history": "plotting",

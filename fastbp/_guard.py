@@ -49,15 +49,15 @@ def scratch_like(owner, name, array):
 
 
 class GuardedEpochs:
-    """Run epochs through ``run_epoch(perm) -> loss``, never leaving non-finite state.
+    """Run epochs of ``steps`` (``fastbp.training``), never leaving non-finite state.
 
+    ``steps`` has ``n_steps(perm)`` and ``run(perm, first, stop) -> mean loss``;
     ``params`` and ``state`` (an optimizer state with ``buffers`` and ``step``)
-    are the arrays the kernel updates in place.
+    are the arrays its steps update in place.
     """
 
-    def __init__(self, run_epoch, params, state, batch_size=None, owner=None):
-        self.run_epoch, self.params, self.state = run_epoch, params, state
-        self.batch_size = batch_size
+    def __init__(self, steps, params, state, owner=None):
+        self.steps, self.params, self.state = steps, params, state
         self._limit = magnitude_limit(params.dtype)
         self._params_copy = scratch_like(owner, "_guard_params", params)
         self._state_copy = scratch_like(owner, "_guard_state", state.buffers)
@@ -82,37 +82,24 @@ class GuardedEpochs:
         """One epoch over ``perm``: ``(loss, None)``, or ``(None, failed step index)``.
 
         On failure the parameters, optimizer state and ``state.step`` are those
-        from before the failing step of this epoch.
+        from before the failing step of this epoch. ``state.step`` counts the
+        steps before the first one a ``steps.run`` call runs.
         """
-        b = self.batch_size
-        return self.run_steps(-(-perm.shape[0] // b),
-                              lambda first, stop: self.run_epoch(perm[first * b:stop * b]))
-
-    def run_steps(self, n_steps, run_range):
-        """``run`` for any epoch made of ``n_steps`` steps.
-
-        ``run_range(first, stop)`` runs steps ``first..stop-1`` of the epoch (the
-        optimizer's step count, ``state.step``, then counts the steps before
-        ``first``) and returns their mean loss.
-        """
-        step0 = self.state.step
+        n_steps, step0 = self.steps.n_steps(perm), self.state.step
         self._save()
-        loss = run_range(0, n_steps)
+        loss = self.steps.run(perm, 0, n_steps)
         if self._healthy(loss):
             self.state.step = step0 + n_steps
             return loss, None
         self._restore()
-        for s in range(n_steps):
-            self.state.step = step0 + s
+        for s in range(n_steps):  # replayed step by step from the copy: the kernels are
+            self.state.step = step0 + s  # deterministic, so the first bad step is found
             self._save()
-            loss = run_range(s, s + 1)
-            if not self._healthy(loss):
+            if not self._healthy(self.steps.run(perm, s, s + 1)):
                 self._restore()
                 return None, s
-        # not reproduced step by step (cannot happen with deterministic kernels): keep the
-        # finite end state of the replay
-        self.state.step = step0 + n_steps  # pragma: no cover
-        return loss, None  # pragma: no cover
+        raise RuntimeError("an epoch failed that its step-by-step replay did not: "
+                           "the steps are not deterministic")
 
 
 class BestWeights:

@@ -431,7 +431,7 @@ def cmd_info(args):
             line += f", stopped: {h.stop_reason}"
         print(line)
     if model.optimizer is not None:
-        print(f"optimizer: {model.optimizer} after {model._opt_state.step} steps")
+        print(f"optimizer: {model.optimizer} after {model.optimizer_state.step} steps")
     return 0
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import cli
 from .cli import CLIError
-from .distributed import DEFAULT_TIMEOUT, _Watchdog, ranks_problems
+from .distributed import DEFAULT_TIMEOUT, Watchdog, ranks_problems
 
 
 def _world():
@@ -46,7 +46,7 @@ class _Ranks:
         from mpi4py import MPI
         self.comm, self.MPI = comm, MPI
         self.rank, self.size = comm.rank, comm.size
-        self.watchdog = _Watchdog(comm, timeout)
+        self.watchdog = Watchdog(comm, timeout)
 
     def allgather(self, value, what):
         with self.watchdog.waiting(what):

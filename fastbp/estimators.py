@@ -16,7 +16,6 @@ Keyword-only extras, all defaulting to scikit-learn's behaviour: ``n_jobs``
 ``early_stopping`` the validation loss of each epoch is kept in
 ``validation_loss_curve_``.
 """
-import sys
 import threading
 import time
 import warnings
@@ -34,17 +33,19 @@ from sklearn.utils import shuffle as _shuffle
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import validate_data
-from tqdm.auto import tqdm
 
 from . import architecture as arch
-from . import specialize
-from ._guard import GuardedEpochs, deferred_interrupt, scratch_like
+from . import io
+from ._guard import GuardedEpochs, scratch_like
 from ._threads import check_n_jobs, kernel_threads, parts_for, threads_for
-from .memory import check_fits
 from .kernels.losses import batch_weight
-from .model import MLP
+from .memory import check_fits
+from .network import Network
 from .optim import SGD, Adam
 from .strategy import resolve, thread_counts
+from .training import KernelEpochs, Progress, fit_bytes, fit_loop
+
+__all__ = ["MLPClassifier", "MLPRegressor", "LOSS_OF_OUTPUT"]
 
 # scikit-learn's output activation → the loss fastbp trains it with (scikit-learn's
 # squared error averages the loss value over the outputs, not its gradient)
@@ -110,6 +111,45 @@ class _Schedule:
         return False
 
 
+# fitted attributes kept as JSON (scalars and lists); arrays go to their own entries
+_FITTED = ("n_iter_", "t_", "loss_", "best_loss_", "loss_curve_", "validation_scores_",
+           "best_validation_score_", "validation_loss_curve_", "n_layers_", "n_outputs_",
+           "out_activation_", "n_features_in_", "_no_improvement_count")
+
+
+def _json_value(v):
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (list, tuple)):
+        return [_json_value(x) for x in v]
+    return v
+
+
+def _params_state(est):
+    """The constructor parameters as JSON-ready values."""
+    params = est.get_params()
+    if params["random_state"] is not None and not isinstance(params["random_state"], int):
+        raise ValueError("only an estimator whose random_state is None or an int can be "
+                         f"saved, got {params['random_state']!r}")
+    cw = params.get("class_weight")
+    if isinstance(cw, dict):  # JSON object keys are strings: keep the labels' types
+        params["class_weight"] = {"pairs": [[_json_value(k), float(v)] for k, v in cw.items()]}
+    return {k: _json_value(v) for k, v in params.items()}
+
+
+def _params_from_state(params):
+    params = dict(params)
+    params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    cw = params.get("class_weight")
+    if isinstance(cw, dict):
+        params["class_weight"] = {k: v for k, v in cw["pairs"]}
+    return params
+
+
 def _copy_into(dst, src):
     dst[...] = src
     return dst
@@ -120,22 +160,22 @@ class _FastbpMLP:
 
     # ---------------------------------------------------------------- the network
     def _network(self, dtype):
-        """The fastbp ``MLP`` holding ``coefs_``/``intercepts_`` (rebuilt if they were replaced)."""
+        """The ``Network`` holding ``coefs_``/``intercepts_`` (rebuilt if they were replaced)."""
         net = getattr(self, "_net", None)
-        if (net is not None and net.dtype == dtype and len(self.coefs_) == len(net.coefs_)
-                and all(c is n for c, n in zip(self.coefs_, net.coefs_))
-                and all(b is n for b, n in zip(self.intercepts_, net.intercepts_))):
+        if (net is not None and net.dtype == dtype and len(self.coefs_) == len(net.coefs)
+                and all(c is n for c, n in zip(self.coefs_, net.coefs))
+                and all(b is n for b, n in zip(self.intercepts_, net.intercepts))):
             return net
         sizes = [self.coefs_[0].shape[0]] + [b.shape[0] for b in self.intercepts_]
-        net = MLP(sizes, activation=self.activation, output=self.out_activation_,
-                  loss=LOSS_OF_OUTPUT[self.out_activation_], dtype=dtype)
+        net = Network(sizes, activation=self.activation, output=self.out_activation_,
+                      loss=LOSS_OF_OUTPUT[self.out_activation_], dtype=dtype)
         slopes = getattr(self, "slopes_", None) or {}
         for l, W in enumerate(self.coefs_):
-            net.coefs_[l][...] = W
-            net.intercepts_[l][...] = self.intercepts_[l]
+            net.coefs[l][...] = W
+            net.intercepts[l][...] = self.intercepts_[l]
         for l, s in slopes.items():
-            if l in net.slopes_ and net.slopes_[l].shape == np.shape(s):
-                net.slopes_[l][...] = s
+            if l in net.slopes and net.slopes[l].shape == np.shape(s):
+                net.slopes[l][...] = s
         self._attach(net)
         return net
 
@@ -195,24 +235,24 @@ class _FastbpMLP:
     def _initialize(self, y, layer_units, dtype):
         """scikit-learn's first allocation of a fit: refuse it first if it would not fit."""
         n_params = sum((a + 1) * b for a, b in zip(layer_units[:-1], layer_units[1:]))
-        units = sum(layer_units[1:])
         if self.solver == "lbfgs":  # the loss and gradient of all rows at once
-            rows = y.shape[0] * 3 * units
+            batch, parts = y.shape[0], 0
         else:
             batch = min(200 if self.batch_size == "auto" else self.batch_size, y.shape[0])
-            rows = batch * 3 * units * (1 + parts_for(self.n_jobs))
-        # parameter-sized: scikit-learn's coefs and gradients, the flat buffer and its
-        # gradient, the optimizer state and the guard's copies, the best and packed copies
-        check_fits(np.dtype(dtype).itemsize * (13 * n_params + rows),
+            parts = parts_for(self.n_jobs)
+        # beyond a native fit's: scikit-learn's coefs and gradients, the best and packed copies
+        check_fits(fit_bytes(n_params, sum(layer_units[1:]), layer_units[-1],
+                             np.dtype(dtype).itemsize, y.shape[0], 0, batch, parts, n_state=2,
+                             n_vectors=4),
                    f"fitting {'-'.join(map(str, layer_units))} on {y.shape[0]:,} rows")
         super()._initialize(y, layer_units, dtype)
 
     def _attach(self, net):
         self._net = net
-        self.coefs_ = list(net.coefs_)
-        self.intercepts_ = list(net.intercepts_)
-        if net.slopes_:
-            self.slopes_ = dict(net.slopes_)
+        self.coefs_ = list(net.coefs)
+        self.intercepts_ = list(net.intercepts)
+        if net.slopes:
+            self.slopes_ = dict(net.slopes)
 
     def _threads(self):
         """``(parts, threads)`` for ``n_jobs``; ``None`` outside the main thread runs on 1 thread.
@@ -292,8 +332,91 @@ class _FastbpMLP:
         The same format as ``MLP.save`` (``fastbp.io``): plain arrays plus JSON,
         read back by ``fastbp.load`` without unpickling; the write is atomic.
         """
-        from .io import save_estimator
-        return save_estimator(self, path)
+        return io.save(self, path)
+
+    def _to_state(self):
+        """``(meta, arrays)`` for ``fastbp.io``: parameters, fitted state, optimizer state."""
+        meta = {"params": _params_state(self), "fitted": None}
+        if not hasattr(self, "coefs_"):
+            return meta, {"params": np.zeros(0), "optimizer_state": np.zeros((0, 0))}
+        net = self._network(self.coefs_[0].dtype)
+        schedule = getattr(self, "_optimizer", None)
+        arrays = {"params": net.params,
+                  "optimizer_state": (schedule.state.buffers if schedule is not None
+                                      else np.zeros((0, net.n_params), dtype=net.dtype))}
+        fitted = {name: _json_value(getattr(self, name)) for name in _FITTED
+                  if hasattr(self, name)}
+        fitted["layer_sizes"] = list(net.layer_sizes)
+        fitted["dtype"] = net.dtype.name
+        if schedule is not None:
+            fitted["optimizer"] = {"lr": schedule.optimizer.lr, "step": schedule.state.step}
+        if hasattr(self, "_best_coefs"):
+            arrays["best_params"] = np.concatenate(
+                [a.ravel() for a in self._best_coefs + self._best_intercepts])
+        if hasattr(self, "_label_binarizer"):
+            lb = self._label_binarizer
+            arrays["classes"] = np.asarray(lb.classes_)
+            fitted["label_binarizer"] = {"y_type_": lb.y_type_, "neg_label": lb.neg_label,
+                                         "pos_label": lb.pos_label,
+                                         "sparse_input_": bool(lb.sparse_input_)}
+        if hasattr(self, "feature_names_in_"):
+            arrays["feature_names"] = np.asarray(self.feature_names_in_, dtype=str)
+        meta["fitted"] = fitted
+        return meta, arrays
+
+    @classmethod
+    def _from_state(cls, meta, arrays):
+        """The estimator ``_to_state`` described; ``io.ModelFileError`` for what does not fit."""
+        from sklearn.preprocessing import LabelBinarizer
+        try:
+            est = cls(**_params_from_state(meta["params"]))
+            est._validate_params()
+        except (KeyError, TypeError, ValueError) as exc:
+            raise io.ModelFileError(f"the estimator's parameters are rejected ({exc})") from None
+        fitted = meta.get("fitted")
+        if fitted is None:
+            return est
+        try:
+            output = fitted["out_activation_"]
+            net = Network(fitted["layer_sizes"], activation=est.activation, output=output,
+                          loss=LOSS_OF_OUTPUT[output], dtype=fitted["dtype"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise io.ModelFileError(f"the network cannot be rebuilt ({exc})") from None
+        io.check_parameters(arrays["params"], net.n_params, net.dtype)
+        net.params[...] = arrays["params"]
+        for name in _FITTED:
+            if name in fitted:
+                setattr(est, name, fitted[name])
+        est._attach(net)
+        if "best_params" in arrays:
+            best, offset = arrays["best_params"], 0
+            est._best_coefs, est._best_intercepts = [], []
+            for target, shapes in ((est._best_coefs, [c.shape for c in est.coefs_]),
+                                   (est._best_intercepts, [b.shape for b in est.intercepts_])):
+                for shape in shapes:
+                    size = int(np.prod(shape))
+                    target.append(best[offset:offset + size].reshape(shape).copy())
+                    offset += size
+        if "label_binarizer" in fitted:
+            info = fitted["label_binarizer"]
+            lb = LabelBinarizer(neg_label=info["neg_label"], pos_label=info["pos_label"])
+            lb.classes_ = arrays["classes"]
+            lb.y_type_, lb.sparse_input_ = info["y_type_"], info["sparse_input_"]
+            est._label_binarizer = lb
+            est.classes_ = lb.classes_
+        if "feature_names" in arrays:
+            est.feature_names_in_ = arrays["feature_names"].astype(object)
+        if "optimizer" in fitted:
+            schedule = _Schedule(est, net.params, net.n_coefs)
+            state = arrays["optimizer_state"]
+            if state.shape != schedule.state.buffers.shape or state.dtype != net.dtype:
+                raise io.ModelFileError(f"optimizer state {state.shape} does not fit "
+                                        f"the {est.solver} solver")
+            schedule.state.buffers[...] = state
+            schedule.state.step = int(fitted["optimizer"]["step"])
+            schedule.optimizer.lr = float(fitted["optimizer"]["lr"])
+            est._optimizer = schedule
+        return est
 
     # ---------------------------------------------------------------- prediction
     def _forward_pass_fast(self, X, check_input=True):
@@ -305,7 +428,7 @@ class _FastbpMLP:
         if X.shape[0] == 0:
             return np.empty((0, net.layer_sizes[-1]), dtype=dtype)
         _, threads = self._threads()
-        return net._forward(X, n_jobs=self.n_jobs, allowed_threads=threads)
+        return net.forward(X, n_jobs=self.n_jobs, allowed_threads=threads)
 
     # ---------------------------------------------------------------- stochastic solvers
     def _fit_stochastic(self, X, y, sample_weight, activations, deltas, coef_grads,
@@ -341,7 +464,6 @@ class _FastbpMLP:
             X_val = y_val = sw_val = None
 
         n_samples = X_train.shape[0]
-        sample_idx = np.arange(n_samples, dtype=int)
         if self.batch_size == "auto":
             batch_size = min(200, n_samples)
         else:
@@ -353,71 +475,66 @@ class _FastbpMLP:
         X_train = self._dense(X_train, dtype)
         Y_train = self._targets(y_train, sw_train, dtype)
         parts, threads = self._threads()
-        strategy = resolve("auto", net._layout, batch_size, parts)
-        run_epoch = net._epoch_runner(X_train, Y_train, schedule.optimizer, schedule.state,
-                                      batch_size, strategy, parts,
-                                      l2_per_weight=float(self.alpha))
-        epochs_runner = GuardedEpochs(run_epoch, net.params, schedule.state, batch_size,
-                                      owner=self)
+        strategy = resolve("auto", net.layout, batch_size, parts)
+        steps = KernelEpochs(net, X_train, Y_train, schedule.optimizer, schedule.state,
+                             batch_size, strategy, parts, l2_per_weight=float(self.alpha))
+        sample_idx = np.arange(n_samples, dtype=int)
+
+        def order(epoch):
+            nonlocal sample_idx
+            if self.shuffle:
+                sample_idx = _shuffle(sample_idx, random_state=self._random_state)
+            return sample_idx
+
+        def end_epoch(epoch, loss, start):
+            self.n_iter_ += 1
+            self.loss_ = loss
+            self.t_ += n_samples
+            self.loss_curve_.append(self.loss_)
+            if self.verbose:
+                print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+            if early_stopping:
+                self.validation_loss_curve_.append(
+                    self._validation_loss(net, X_val, Y_val_weighted))
+            self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
+            schedule.iteration_ends(self.t_)
+            postfix = {"loss": f"{self.loss_:.4g}",
+                       "samples_per_s": f"{n_samples / (time.perf_counter() - start):.3g}"}
+            if self._no_improvement_count > self.n_iter_no_change:
+                if early_stopping:
+                    msg = ("Validation score did not improve more than "
+                           "tol=%f for %d consecutive epochs."
+                           % (self.tol, self.n_iter_no_change))
+                else:
+                    msg = ("Training loss did not improve more than tol=%f"
+                           " for %d consecutive epochs." % (self.tol, self.n_iter_no_change))
+                if schedule.trigger_stopping(msg, self.verbose):
+                    return postfix, True
+                self._no_improvement_count = 0
+            if incremental:
+                return postfix, True
+            if self.n_iter_ == self.max_iter:
+                warnings.warn(
+                    "Stochastic Optimizer: Maximum iterations (%d) "
+                    "reached and the optimization hasn't converged yet."
+                    % self.max_iter, ConvergenceWarning)
+            return postfix, False
+
+        def diverged(epoch, step):
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may contain "
+                "large values and need to be preprocessed. (fastbp stopped before step "
+                f"{step + 1} of epoch {epoch + 1}, whose loss, weights or optimizer state were "
+                "not finite: the weights are those from before it.)")
+
         epochs = 1 if incremental else self.max_iter
-        bar = tqdm(total=epochs, unit="epoch", leave=False, file=sys.stderr,
-                   disable=not self.progress)
+        self.n_iter_ = 0
         try:
-            self.n_iter_ = 0
-            with (kernel_threads(*thread_counts(strategy, parts, threads)),
-                  deferred_interrupt() as interrupt):
-                for it in range(self.max_iter):
-                    if interrupt.pending:  # between epochs: weights and counters agree
-                        raise KeyboardInterrupt
-                    if self.shuffle:
-                        sample_idx = _shuffle(sample_idx, random_state=self._random_state)
-                    start = time.perf_counter()
-                    loss, failed_step = epochs_runner.run(sample_idx)
-                    if failed_step is not None:
-                        raise ValueError(
-                            "Solver produced non-finite parameter weights. The input data "
-                            "may contain large values and need to be preprocessed. (fastbp "
-                            f"stopped before step {failed_step + 1} of epoch {it + 1}, whose "
-                            "loss, weights or optimizer state were not finite: the weights "
-                            "are those from before it.)")
-                    self.n_iter_ += 1
-                    self.loss_ = float(loss)
-                    self.t_ += n_samples
-                    self.loss_curve_.append(self.loss_)
-                    if self.verbose:
-                        print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-                    if early_stopping:
-                        self.validation_loss_curve_.append(
-                            self._validation_loss(net, X_val, Y_val_weighted))
-                    self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
-                    schedule.iteration_ends(self.t_)
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{self.loss_:.4g}",
-                                    samples_per_s=f"{n_samples / (time.perf_counter() - start):.3g}")
-                    if self._no_improvement_count > self.n_iter_no_change:
-                        if early_stopping:
-                            msg = ("Validation score did not improve more than "
-                                   "tol=%f for %d consecutive epochs."
-                                   % (self.tol, self.n_iter_no_change))
-                        else:
-                            msg = ("Training loss did not improve more than tol=%f"
-                                   " for %d consecutive epochs." % (self.tol, self.n_iter_no_change))
-                        if schedule.trigger_stopping(msg, self.verbose):
-                            break
-                        self._no_improvement_count = 0
-                    if incremental:
-                        break
-                    if self.n_iter_ == self.max_iter:
-                        warnings.warn(
-                            "Stochastic Optimizer: Maximum iterations (%d) "
-                            "reached and the optimization hasn't converged yet."
-                            % self.max_iter, ConvergenceWarning)
-                if interrupt.pending:  # Ctrl-C in the epoch that ended the fit
-                    raise KeyboardInterrupt
+            fit_loop(GuardedEpochs(steps, net.params, schedule.state, owner=self), epochs,
+                     order, end_epoch, diverged, thread_counts(strategy, parts, threads),
+                     Progress(epochs, self.progress))
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
-        finally:
-            bar.close()
         if early_stopping:
             # restore the best weights, into the flat buffer the views share
             for view, best in zip(self.coefs_ + self.intercepts_,
@@ -427,7 +544,7 @@ class _FastbpMLP:
     def _validation_loss(self, net, X_val, Y_val):
         """Mean (weighted) loss of the validation rows, without the L2 penalty."""
         X = self._dense(X_val, net.dtype)
-        loss = net._evaluate(X, Y_val)["loss"]
+        loss = net.evaluate(X, Y_val)["loss"]
         return float(loss * X.shape[0] / batch_weight(Y_val, net.layer_sizes[-1]))
 
     # ---------------------------------------------------------------- L-BFGS
@@ -439,16 +556,14 @@ class _FastbpMLP:
         Y = self._targets(y, sample_weight, dtype)
         norm = batch_weight(Y, net.layer_sizes[-1])
         grads = np.empty_like(net.params)
-        acts, zs, work = net._layout.workspace(X.shape[0], dtype)
-        layers, gammas = net._layout.layers, net._gammas
+        workspace = net.layout.workspace(X.shape[0], dtype)
         alpha = float(self.alpha)
-        forward_backward = specialize.entry("forward_backward", dtype)
-        functions = net._net()
+        functions = net.functions()
 
         def loss_and_grad(x):
             net.params[...] = x
-            loss = forward_backward(functions, X, Y, net.params, grads, layers, gammas, 0.0,
-                                    alpha, norm, acts, zs, work)
+            loss = net.gradient(X, Y, grads, workspace, l2_per_weight=alpha, norm=norm,
+                                functions=functions)
             return float(loss), grads.astype(np.float64)
 
         # all rows in one product on BLAS's threads, one per part (a call that runs alone)

@@ -68,6 +68,27 @@ class History:
         from .plotting import plot_history
         return plot_history(self, path)
 
+    def _to_state(self):
+        """JSON-ready values for ``fastbp.io``."""
+        return {"metric_name": self.metric_name, "loss": list(map(float, self.loss)),
+                "val_loss": list(map(float, self.val_loss)),
+                "val_metric": list(map(float, self.val_metric)),
+                "epoch_time": list(map(float, self.epoch_time)),
+                "best_epoch": self.best_epoch, "stopped_early": bool(self.stopped_early),
+                "stop_reason": self.stop_reason}
+
+    @classmethod
+    def _from_state(cls, d):
+        """The record ``_to_state`` described (None for None)."""
+        if d is None:
+            return None
+        h = cls(d["metric_name"])
+        h.loss, h.val_loss = list(d["loss"]), list(d["val_loss"])
+        h.val_metric, h.epoch_time = list(d["val_metric"]), list(d["epoch_time"])
+        h.best_epoch = d["best_epoch"]
+        h.stopped_early, h.stop_reason = bool(d["stopped_early"]), d["stop_reason"]
+        return h
+
     def __repr__(self):
         last = f", loss={self.loss[-1]:.4g}" if self.loss else ""
         val = f", val_loss={self.val_loss[-1]:.4g}" if self.val_loss else ""

@@ -94,6 +94,21 @@ class Optimizer:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({args})"
 
+    def _to_state(self):
+        """The class and settings, as JSON-ready values for ``fastbp.io``."""
+        return {"class": type(self).__name__, "params": dict(vars(self))}
+
+    @staticmethod
+    def _from_state(spec):
+        """The optimizer ``_to_state`` described; ``ValueError`` if it is not one."""
+        cls = {c.__name__: c for c in OPTIMIZERS.values()}.get(spec.get("class"))
+        if cls is None:
+            raise ValueError(f"unknown optimizer {spec.get('class')!r}")
+        try:
+            return cls(**spec["params"])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"optimizer settings rejected ({exc})") from None
+
 
 def _check_flat(name, a, writable=False):
     if not isinstance(a, np.ndarray) or a.ndim != 1 or a.dtype not in (np.float32, np.float64):

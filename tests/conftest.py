@@ -25,8 +25,8 @@ def rng():
 def reference_gammas(model):
     """Each layer's γ for tests/reference.py: prelu's slope vector, else the constant."""
     return [model.slopes_[l].astype(np.float64) if name == "prelu"
-            else model._layout.gamma_per_layer[l]
-            for l, name in enumerate(model._layout.activations)]
+            else model.network.layout.gamma_per_layer[l]
+            for l, name in enumerate(model.network.layout.activations)]
 
 
 def reference_loss_and_flat_grad(model, X, Y, l2=0.0):
@@ -36,5 +36,5 @@ def reference_loss_and_flat_grad(model, X, Y, l2=0.0):
         X.astype(np.float64), Y.astype(np.float64),
         [W.astype(np.float64) for W in model.coefs_],
         [b.astype(np.float64) for b in model.intercepts_],
-        model._layout.activations, reference_gammas(model), model.loss, l2)
+        model.network.layout.activations, reference_gammas(model), model.loss, l2)
     return value, np.concatenate([W.ravel() for W in cg] + ig + [sg[l] for l in sorted(sg)])

@@ -92,7 +92,7 @@ def test_loss_and_grad_matches_reference(sizes, config, n, dtype, seed):
                        dtype=dtype, seed=seed)
     X, y = data(model, n, np.random.default_rng(seed))
     value, grad = model.loss_and_grad(X, y, l2=0.05)
-    Y = model._check_targets(y, n)
+    Y = model.network.check_targets(y, n)
     expected_value, expected_grad = reference_loss_and_flat_grad(
         model, X.astype(dtype), Y, 0.05)
     assert_close(value, expected_value, dtype, "loss")

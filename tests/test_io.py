@@ -44,8 +44,8 @@ def test_round_trip_keeps_architecture_parameters_optimizer_and_history(
     assert again._opt_state.step == model._opt_state.step
     assert vars(again.optimizer) == vars(model.optimizer)
     assert again.history_.as_dict() == model.history_.as_dict()
-    np.testing.assert_array_equal(again._forward(again._check_X(X)),
-                                  model._forward(model._check_X(X)))
+    np.testing.assert_array_equal(again.network.forward(again.network.check_X(X)),
+                                  model.network.forward(model.network.check_X(X)))
 
 
 @pytest.mark.parametrize("opt", [SGD(0.05, momentum=0.9, nesterov=True), Adam(0.01)],

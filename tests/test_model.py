@@ -71,7 +71,7 @@ def test_predict_and_evaluate(dtype):
 
 
 def test_predict_on_more_rows_than_one_chunk(monkeypatch):
-    import fastbp.model as m
+    import fastbp.network as m
     X, y = blobs(n=50)
     model = fastbp.MLP([4, 8, 3], seed=0)
     whole = model.predict_proba(X)
@@ -207,11 +207,11 @@ def test_divergence_stops_with_a_warning_and_finite_weights():
 
 def test_auto_strategy_rule():
     from fastbp.strategy import choose_strategy
-    tiny = fastbp.MLP([64, 32, 10])._layout
-    medium = fastbp.MLP([784, 256, 256, 10])._layout
+    tiny = fastbp.MLP([64, 32, 10]).network.layout
+    medium = fastbp.MLP([784, 256, 256, 10]).network.layout
     assert choose_strategy(tiny, 32, 2) == "serial"
-    small = fastbp.MLP([784, 128, 10])._layout
-    no_hidden = fastbp.MLP([784, 10])._layout
+    small = fastbp.MLP([784, 128, 10]).network.layout
+    no_hidden = fastbp.MLP([784, 10]).network.layout
     assert choose_strategy(medium, 128, 2) == "columns"
     assert choose_strategy(small, 32, 2) == "columns"
     assert choose_strategy(no_hidden, 256, 2) == "serial"
@@ -224,7 +224,7 @@ def test_auto_strategy_rule():
 
 def test_r2_matches_scikit_learn():
     from sklearn.metrics import r2_score as sk_r2
-    from fastbp.model import r2_score
+    from fastbp.metrics import r2_score
     rng = np.random.default_rng(0)
     Y, out = rng.normal(size=(30, 3)), rng.normal(size=(30, 3))
     assert r2_score(Y, out) == pytest.approx(sk_r2(Y, out), rel=1e-12)

@@ -74,7 +74,7 @@ def test_every_activation_and_loss_is_drawn_and_known_to_the_reference():
     rng = np.random.default_rng(0)
     for output, loss in PAIRS:
         model = fastbp.MLP([1, 4], output=output, loss=loss)
-        Y = model._check_targets(targets(loss, 3, 4, rng), 3).astype(np.float64)
+        Y = model.network.check_targets(targets(loss, 3, 4, rng), 3).astype(np.float64)
         a = ref.activate(z, output, 0.3)
         ref.loss_value(a, Y, loss)
         ref.loss_grad_a(a, Y, loss)
@@ -120,10 +120,10 @@ def build(net, dtype, n):
 
 def forward64(model, X):
     """The reference's pre-activations and activations of ``model`` on ``X``, in float64."""
-    return ref.forward(model._check_X(X).astype(np.float64),
+    return ref.forward(model.network.check_X(X).astype(np.float64),
                        [W.astype(np.float64) for W in model.coefs_],
                        [b.astype(np.float64) for b in model.intercepts_],
-                       model._layout.activations, reference_gammas(model))
+                       model.network.layout.activations, reference_gammas(model))
 
 
 # ---------------------------------------------------------------- loss and gradient
@@ -141,13 +141,13 @@ def test_backprop_matches_reference_and_central_differences(net, dtype, n, l2):
     model, X, y = build(net, dtype, n)
     value, grad = model.loss_and_grad(X, y, l2=l2)
     expected_value, expected_grad = reference_loss_and_flat_grad(
-        model, model._check_X(X), model._check_targets(y, n), l2)
+        model, model.network.check_X(X), model.network.check_targets(y, n), l2)
     assert_close(value, expected_value, dtype, "loss")
     assert_close(grad, expected_grad, dtype, "gradient")
 
     zs, _ = forward64(model, X)
     smooth = np.ones(n, dtype=bool)
-    for z, name in zip(zs, model._layout.activations):
+    for z, name in zip(zs, model.network.layout.activations):
         for kink in KINKS[name]:
             smooth &= np.all(np.abs(z - kink) > KINK_MARGIN, axis=1)
     assume(smooth.any())
@@ -164,11 +164,11 @@ def test_backprop_matches_reference_and_central_differences(net, dtype, n, l2):
 def test_prediction_and_evaluation_match_reference(net, dtype, n, parallel, chunk):
     """Outputs and mean loss, in chunks of ``chunk`` rows (a short last chunk),
     on one thread or spread over two."""
-    import fastbp.model as M
+    import fastbp.network as M
     from fastbp import specialize
     model, X, y = build(net, dtype, n)
     _, acts = forward64(model, X)
-    Y = model._check_targets(y, n).astype(np.float64)
+    Y = model.network.check_targets(y, n).astype(np.float64)
     entry, calls = specialize.entry, []
 
     def spy(name, dtype):  # proves the parallel path ran when it should
@@ -178,7 +178,7 @@ def test_prediction_and_evaluation_match_reference(net, dtype, n, parallel, chun
         mp.setattr(M, "PREDICT_CHUNK", chunk)
         mp.setattr(M, "PARALLEL_PREDICT_MIN_MACS", 0 if parallel else 10 ** 18)
         mp.setattr(specialize, "entry", spy)
-        out = model._forward(model._check_X(X))
+        out = model.network.forward(model.network.check_X(X))
         scores = model.evaluate(X, y)
     parallel_ran = parallel and n > chunk and numba.get_num_threads() > 1
     assert calls.count("predict_rows_parallel") == parallel_ran
@@ -257,7 +257,7 @@ def test_fit_matches_reference_minibatch_loop(net, dtype, strategy, batching, ep
     opt = OPTIMIZERS[optimizer](weight_decay)
     rng = copy.deepcopy(model._rng)
     orders = [rng.permutation(n) if shuffle else np.arange(n) for _ in range(epochs)]
-    Xc, Y = model._check_X(X), model._check_targets(y, n)
+    Xc, Y = model.network.check_X(X), model.network.check_targets(y, n)
     losses, p = reference_fit(model, opt, Xc.astype(np.float64), Y.astype(np.float64),
                               min(batch_size, n), orders)
     # a run that blows up (exp outputs can) tests fit's divergence handling, not the kernels

@@ -244,10 +244,20 @@ def test_small_requests_do_not_read_the_memory_counters(monkeypatch):
     assert model.predict(np.zeros((1, 5))).shape == (1,)
 
 
-def test_the_estimate_counts_the_training_rows_copied_by_a_validation_split():
+def test_the_estimate_counts_the_training_rows_copied_by_a_validation_split(monkeypatch):
+    import fastbp.model
     model = fastbp.MLP([2000, 4, 2], seed=0)
-    X, Y = np.zeros((20000, 2000), np.float32), np.zeros((20000, 2), np.float32)
-    estimate = model._fit_bytes(X, Y, Adam(), 32, 1, "serial", 2000, True, split_from_X=True)
+    X = np.zeros((20000, 2000), np.float32)
+    asked = []
+
+    def record(n_bytes, what):
+        asked.append(n_bytes)
+        raise MemoryError(what)  # stop the fit before it allocates anything
+    monkeypatch.setattr(fastbp.model, "check_fits", record)
+    with pytest.raises(MemoryError):
+        model.fit(X, np.arange(20000) % 2, optimizer=Adam(), batch_size=32, validation_fraction=0.1,
+                  strategy="serial", verbose=0)
+    estimate, = asked
     assert estimate > 18000 * 2002 * 4  # the training split alone
 
 

@@ -9,6 +9,7 @@ from fastbp import specialize
 from fastbp._threads import kernel_threads
 from fastbp.optim import SGD, Adam, AdamW
 from fastbp.strategy import thread_counts
+from fastbp.training import KernelEpochs
 
 
 def reference_epochs(model, opt, X, Y, batch, epochs):
@@ -46,7 +47,7 @@ def test_every_strategy_matches_reference_minibatch_loop(activation, batch, opt,
     model = fastbp.MLP([5, 7, 4, 3], activation=activation, dtype=dtype, seed=0)
     X = rng.standard_normal((22, 5)).astype(dtype)
     y = rng.integers(0, 3, 22)
-    losses, p = reference_epochs(model, opt, X, model._check_targets(y, 22), batch, 2)
+    losses, p = reference_epochs(model, opt, X, model.network.check_targets(y, 22), batch, 2)
     history = model.fit(X, y, optimizer=opt, epochs=2, batch_size=batch, shuffle=False,
                         verbose=0, n_jobs=2, strategy=strategy)
     assert model.strategy_ == strategy
@@ -73,10 +74,13 @@ def test_step_loop_does_not_allocate(strategy):
     from numba.core.runtime import _nrt_python, rtsys
     model = fastbp.MLP([6, 8, 8, 3], activation="prelu", seed=0)
     X = np.random.default_rng(0).standard_normal((400, 6)).astype(np.float32)
-    Y = model._check_targets(np.arange(400) % 3, 400)
+    Y = model.network.check_targets(np.arange(400) % 3, 400)
     opt = Adam()
     state = opt.init(model.params, n_decay=model.n_coefs)
-    run = model._epoch_runner(X, Y, opt, state, 4, strategy, 2)
+    steps = KernelEpochs(model.network, X, Y, opt, state, 4, strategy, 2)
+
+    def run(perm):  # the whole epoch in one kernel call
+        return steps.run(perm, 0, steps.n_steps(perm))
     with kernel_threads(*thread_counts(strategy, 2, 2)):
         run(np.arange(4))  # compile first
         _nrt_python.memsys_enable_stats()
@@ -106,12 +110,14 @@ def test_columns_epoch_matches_serial_epoch(activation, output, opt, n_blocks):
     for strategy in ("serial", "columns"):
         model = fastbp.MLP([6, 40, 33, 3], activation=activation, output=output,
                            dtype=np.float64, seed=2)
-        Y = model._check_targets(rng.integers(0, 3, 45) if output == "softmax"
-                                 else rng.standard_normal((45, 3)), 45)
+        Y = model.network.check_targets(rng.integers(0, 3, 45) if output == "softmax"
+                                         else rng.standard_normal((45, 3)), 45)
         state = opt.init(model.params, n_decay=model.n_coefs)
-        run = model._epoch_runner(model._check_X(X), Y, opt, state, 8, strategy, n_blocks)
+        steps = KernelEpochs(model.network, model.network.check_X(X), Y, opt, state, 8,
+                             strategy, n_blocks)
         with kernel_threads(*thread_counts(strategy, n_blocks, 2)):
-            losses = [run(np.random.default_rng(e).permutation(45)) for e in range(2)]
+            losses = [steps.run(perm, 0, steps.n_steps(perm))
+                      for perm in (np.random.default_rng(e).permutation(45) for e in range(2))]
         results.append((losses, model.params.copy(), state.buffers.copy()))
         rng = np.random.default_rng(5)
         X = rng.standard_normal((45, 6))
@@ -123,7 +129,7 @@ def test_columns_epoch_matches_serial_epoch(activation, output, opt, n_blocks):
 
 def test_columns_unit_bounds_align_wide_layers_and_cover_every_unit():
     from fastbp.strategy import unit_bounds
-    layout = fastbp.MLP([784, 1000, 20, 10])._layout
+    layout = fastbp.MLP([784, 1000, 20, 10]).network.layout
     bounds = unit_bounds(layout, 3)
     assert bounds[0].tolist() == [0, 336, 672, 1000]  # multiples of 16
     assert bounds[1].tolist() == [0, 7, 13, 20]  # too narrow to align
@@ -152,10 +158,10 @@ def test_columns_without_a_hidden_layer_runs_serial():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("output", ["softmax", "logistic", "identity", "prelu"])
 def test_prediction_matches_reference_forward(output, dtype, parallel, monkeypatch):
-    import fastbp.model
+    import fastbp.network
     if parallel:  # small chunks spread over 2 threads, a short last chunk
-        monkeypatch.setattr(fastbp.model, "PARALLEL_PREDICT_MIN_MACS", 0)
-        monkeypatch.setattr(fastbp.model, "PREDICT_CHUNK", 3)
+        monkeypatch.setattr(fastbp.network, "PARALLEL_PREDICT_MIN_MACS", 0)
+        monkeypatch.setattr(fastbp.network, "PREDICT_CHUNK", 3)
     rng = np.random.default_rng(1)
     activation = "elu" if output == "softmax" else "tanh"  # the suite's usual configurations
     model = fastbp.MLP([4, 9, 3], activation=activation, output=output, dtype=dtype, seed=1)
@@ -163,8 +169,8 @@ def test_prediction_matches_reference_forward(output, dtype, parallel, monkeypat
     _, acts = ref.forward(X.astype(dtype).astype(np.float64),
                           [W.astype(np.float64) for W in model.coefs_],
                           [b.astype(np.float64) for b in model.intercepts_],
-                          model._layout.activations, reference_gammas(model))
-    assert_close(model._forward(model._check_X(X)), acts[-1], dtype)
+                          model.network.layout.activations, reference_gammas(model))
+    assert_close(model.network.forward(model.network.check_X(X)), acts[-1], dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -175,15 +181,15 @@ def test_sample_weights_equal_repeated_rows_and_scale_l2_by_batch_weight(dtype):
     rng = np.random.default_rng(3)
     model = fastbp.MLP([4, 6, 3], activation="tanh", dtype=dtype, seed=0)
     X = rng.standard_normal((5, 4)).astype(dtype)
-    Y = model._check_targets(rng.integers(0, 3, 5), 5)
+    Y = model.network.check_targets(rng.integers(0, 3, 5), 5)
     w = np.array([1, 3, 2, 1, 2])
-    layers, gammas = model._layout.layers, model._gammas
+    layers, gammas = model.network.layout.layers, model.network.gammas
 
     def loss_grad(X, Y, l2, l2_per_weight, norm):
         grads = np.empty_like(model.params)
-        acts, zs, deltas = model._layout.workspace(X.shape[0], dtype)
+        acts, zs, deltas = model.network.layout.workspace(X.shape[0], dtype)
         loss = specialize.entry("forward_backward", dtype)(
-            model._net(), X, Y, model.params, grads, layers, gammas, l2, l2_per_weight, norm,
+            model.network.functions(), X, Y, model.params, grads, layers, gammas, l2, l2_per_weight, norm,
             acts, zs, deltas)
         return loss, grads
 

@@ -69,7 +69,7 @@ def build(model):
     for l, (W, b) in enumerate(zip(model.coefs_, model.intercepts_)):
         z = g.op("Gemm", [x, g.const(f"W{l}", W), g.const(f"b{l}", b)], stem=f"z{l}")
         last = l == n_layers - 1
-        x = _activation(g, model._layout.activations[l], z, model._layout.gamma_per_layer[l],
+        x = _activation(g, model.network.layout.activations[l], z, model.network.layout.gamma_per_layer[l],
                         model.slopes_.get(l), "output" if last else None)
     n_samples, n_out = "n_samples", model.layer_sizes[-1]
     outputs = [helper.make_tensor_value_info("output", elem, [n_samples, n_out])]
@@ -92,7 +92,7 @@ def build(model):
         outputs, g.initializers)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="fastbp", producer_version=__version__,
-                              doc_string=f"{model._layout.describe()}, loss={model.loss}")
+                              doc_string=f"{model.network.layout.describe()}, loss={model.loss}")
     proto.ir_version = 8  # the IR of opset 17; newer onnx packages default to a newer one
     onnx.checker.check_model(proto, full_check=True)
     return proto

@@ -58,8 +58,8 @@ def to_torch(model, logits=False):
         modules.append(linear)
         if l == n_layers - 1 and logits:
             break
-        name = model._layout.activations[l]
-        module = _module(name, model._layout.gamma_per_layer[l], model.slopes_.get(l))
+        name = model.network.layout.activations[l]
+        module = _module(name, model.network.layout.gamma_per_layer[l], model.slopes_.get(l))
         if module is not None:
             modules.append(module)
     return nn.Sequential(*modules)

@@ -1,0 +1,373 @@
+"""One training loop for every fit: the native ``MLP``, the scikit-learn estimators and
+data-parallel training over MPI.
+
+``fit_loop`` runs the epochs: it draws each epoch's order, runs the epoch's
+steps under the divergence guard, hands the epoch's loss to the caller's
+``end_epoch`` (history, validation, early stopping, callbacks: what differs
+between the APIs), shows progress, and stops at a safe point on Ctrl-C. The
+steps themselves come from one of two runners:
+
+``KernelEpochs``
+    a whole epoch (or a range of its steps) in one call of the epoch kernel of
+    the chosen strategy, workspaces allocated once per fit;
+``SummedSteps``
+    step by step from Python: each step's *summed* loss and gradient pass
+    through ``reduce`` (the per-step hook; data-parallel training adds its
+    allreduce there) before the mean and the update.
+
+A ``Coordinator`` says how the processes of one fit agree; ``ALONE`` is the
+one-process case, ``fastbp.distributed.DistributedTrainer`` the MPI one.
+"""
+import sys
+import time
+import warnings
+from numbers import Real
+from typing import Callable, NamedTuple, Optional
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import specialize
+from ._guard import BestWeights, deferred_interrupt
+from ._threads import kernel_threads
+from ._validation import check_int
+from .kernels.losses import batch_weight
+from .kernels.network import finish_summed_step, gather_rows
+from .network import PREDICT_CHUNK
+from .optim import Adam, Optimizer
+from .strategy import unit_bounds
+
+__all__ = ["ALONE", "Coordinator", "DivergenceError", "EpochRecord", "FitPlan", "KernelEpochs",
+           "Progress", "SummedSteps", "check_fit", "check_l2", "fit_bytes", "fit_loop"]
+
+
+class DivergenceError(FloatingPointError):
+    """Training stopped because a step's loss, weights or optimizer state were not finite.
+
+    Raised by ``MLP.fit(..., on_divergence='raise')``; the model keeps the
+    parameters from before the failing step.
+    """
+
+
+# ---------------------------------------------------------------- checks and memory
+def check_fit(network, X, y, optimizer, epochs, batch_size, patience, verbose, shuffle,
+              restore_best, callbacks):
+    """The checks every native fit makes before anything changes; returns the checked
+    ``(X, Y, optimizer, epochs, batch_size, patience, verbose, callbacks)``."""
+    X = network.check_X(X)
+    Y = network.check_targets(y, X.shape[0])
+    optimizer = Adam() if optimizer is None else optimizer
+    if not isinstance(optimizer, Optimizer):
+        raise ValueError(f"optimizer must be a fastbp.optim optimizer, got {optimizer!r}")
+    epochs = check_int(epochs, "epochs")
+    batch_size = check_int(batch_size, "batch_size")
+    patience = check_int(patience, "patience", allow_none=True)
+    verbose = check_int(verbose, "verbose", low=0)
+    for flag, name in ((shuffle, "shuffle"), (restore_best, "restore_best")):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ValueError(f"{name} must be a bool, got {flag!r}")
+    if callbacks is None or isinstance(callbacks, str) or not hasattr(callbacks, "__iter__"):
+        raise ValueError(f"callbacks must be a sequence of callables, got {callbacks!r}")
+    callbacks = list(callbacks)
+    for cb in callbacks:
+        if not callable(cb):
+            raise ValueError(f"callbacks must be callables, got {cb!r}")
+    return X, Y, optimizer, epochs, batch_size, patience, verbose, callbacks
+
+
+def fit_bytes(n_params, units, n_outputs, itemsize, n_rows, row_width, batch_size, parts,
+              n_state, n_vectors=0, n_val=0, n_copied=0):
+    """An upper estimate of the bytes a fit allocates (its inputs already exist).
+
+    Parameter-sized (``n_params``): the gradient, the optimizer state
+    (``n_state`` buffers), the guard's copies of both, the packed copies of the
+    columns strategy or the shards' gradients, plus ``n_vectors`` more the
+    caller keeps. Batch-sized: the gathered rows (``row_width`` values each)
+    and three workspace blocks of ``units`` values a row, one set per part.
+    ``n_val`` validation rows: their copies, outputs and evaluation workspace;
+    ``n_copied`` training rows copied out of the inputs (a validation split).
+    """
+    vectors = 1 + 2 * n_state + 1 + max(1 + n_state, parts) + n_vectors
+    rows = batch_size * (row_width + 3 * units) * (1 + parts)
+    val = n_copied * row_width
+    if n_val:
+        val += n_val * (row_width + n_outputs) * 2 + min(n_val, PREDICT_CHUNK) * 3 * units
+    return itemsize * (n_params * vectors + rows + val) + 8 * n_rows
+
+
+class FitPlan(NamedTuple):
+    """What the checks of a native fit hand to it (``MLP.fit``): the checked arguments,
+    the validation pair (or ``n_split`` rows to draw from X for it), and how to make
+    the epoch's steps and with how many threads."""
+    X: np.ndarray
+    Y: np.ndarray
+    optimizer: Optimizer
+    epochs: int
+    patience: Optional[int]
+    verbose: int
+    callbacks: list
+    validation: Optional[tuple]
+    n_split: int
+    has_validation: bool
+    make_steps: Callable  # (X, Y, optimizer, state) -> steps
+    threads: tuple
+    strategy: Optional[str]
+
+
+# ---------------------------------------------------------------- the steps of an epoch
+class KernelEpochs:
+    """Steps run by the epoch kernel of ``strategy``, workspaces allocated once.
+
+    ``Y`` may carry a last column of sample weights; ``l2_per_weight`` adds
+    ``l2_per_weight / (batch weight)`` to the optimizer's L2 coefficient.
+    ``parts`` is the number of shards or column blocks (``fastbp.strategy``).
+    """
+
+    def __init__(self, network, X, Y, optimizer, state, batch_size, strategy, parts,
+                 l2_per_weight=0.0):
+        self.network, self.X, self.Y = network, X, Y
+        self.optimizer, self.state = optimizer, state
+        self.batch_size, self.l2_per_weight = batch_size, float(l2_per_weight)
+        self.strategy = strategy
+        name = {"sharded": "train_epoch_sharded", "columns": "train_epoch_columns"}.get(
+            strategy, "train_epoch")
+        self.epoch = specialize.entry(name, network.dtype)
+        self.net = network.functions(optimizer.rule)
+        dtype, layout = network.dtype, network.layout
+        if strategy == "sharded":
+            rows = -(-batch_size // parts)
+            self.buffers = (np.empty((parts, network.n_params), dtype=dtype),)
+            self.workspace = (np.empty((parts, rows * X.shape[1]), dtype=dtype),
+                              np.empty((parts, rows * Y.shape[1]), dtype=dtype),
+                              *layout.workspace(rows, dtype, n_workers=parts),
+                              np.empty(parts))
+            return
+        self.buffers = (np.empty_like(network.params),)
+        self.workspace = (np.empty(batch_size * X.shape[1], dtype=dtype),
+                          np.empty(batch_size * Y.shape[1], dtype=dtype),
+                          *layout.workspace(batch_size, dtype))
+        if strategy == "columns":
+            self.workspace += (unit_bounds(layout, parts),
+                               *layout.workspace(batch_size, dtype, n_workers=parts),
+                               np.empty(parts), np.array([1, 0, 1, 1], dtype=dtype),
+                               np.empty_like(network.params), np.empty_like(state.buffers))
+
+    def n_steps(self, perm):
+        return -(-perm.shape[0] // self.batch_size)
+
+    def run(self, perm, first, stop):
+        """Steps ``first..stop-1`` of the epoch over ``perm``; returns their mean loss."""
+        b, network, optimizer, state = self.batch_size, self.network, self.optimizer, self.state
+        # read at every call: a schedule may change the learning rate between epochs
+        return self.epoch(self.net, self.X, self.Y, perm[first * b:stop * b], b,
+                          network.params, *self.buffers, state.buffers, network.layout.layers,
+                          network.gammas, optimizer.l2, self.l2_per_weight, optimizer.hyper(),
+                          state.step, state.n_decay, *self.workspace)
+
+
+class SummedSteps:
+    """Steps of ``rows_per_step`` rows run one by one, with a hook between gradient and update.
+
+    Each step computes the summed loss and gradient of its rows and their
+    total weight into one buffer, calls ``reduce(buffer)`` (which may add the
+    same buffer of other processes in place), then takes the mean and applies
+    the optimizer's update. A step with no rows left contributes zeros.
+    """
+
+    def __init__(self, network, X, Y, optimizer, state, rows_per_step, n_steps, reduce):
+        self.network, self.X, self.Y = network, X, Y
+        self.optimizer, self.state = optimizer, state
+        self.rows, self.steps, self.reduce = rows_per_step, n_steps, reduce
+        n_params, dtype = network.n_params, network.dtype
+        self.summed = np.empty(n_params + 2, dtype=dtype)  # gradient, loss, weight
+        self.grads = self.summed[:n_params]
+        self.x_batch = np.empty(rows_per_step * X.shape[1], dtype=dtype)
+        self.y_batch = np.empty(rows_per_step * Y.shape[1], dtype=dtype)
+        self.workspace = network.layout.workspace(rows_per_step, dtype)
+        self.net = network.functions(optimizer.rule)
+
+    def n_steps(self, perm):
+        return self.steps
+
+    def run(self, perm, first, stop):
+        network, summed, n_params = self.network, self.summed, self.network.n_params
+        total = weight = 0.0
+        for s in range(first, stop):
+            rows = perm[s * self.rows:(s + 1) * self.rows]
+            if rows.shape[0]:
+                xb, yb = gather_rows(self.X, self.Y, rows, 0, rows.shape[0], self.x_batch,
+                                     self.y_batch)
+                summed[n_params] = network.gradient(xb, yb, self.grads, self.workspace,
+                                                    norm=1.0, functions=self.net)
+                summed[n_params + 1] = batch_weight(yb, network.layer_sizes[-1])
+            else:
+                summed[:] = 0
+            self.reduce(summed)
+            step_weight = float(summed[n_params + 1])
+            loss = finish_summed_step(summed, network.params, network.n_coefs,
+                                      self.optimizer.l2, 0.0)
+            if not np.isfinite(loss):
+                return np.nan  # before this step's update, as the epoch kernels
+            network.update(self.optimizer, self.state, self.grads,
+                           self.state.step + (s - first) + 1, self.net)
+            total += loss * step_weight
+            weight += step_weight
+        return total / weight
+
+
+# ---------------------------------------------------------------- agreeing processes
+class Coordinator:
+    """How the processes of one fit agree; this base class is a process alone."""
+
+    is_root = True
+
+    def on_root(self, compute):
+        """``compute()`` on the first process, its result on every process."""
+        return compute()
+
+    def any(self, flag):
+        """Whether ``flag`` is set on any process."""
+        return bool(flag)
+
+    def total_rows(self, n):
+        return n
+
+    def describe(self):
+        """Said after the rate on a verbose epoch line."""
+        return ""
+
+
+ALONE = Coordinator()
+
+
+# ---------------------------------------------------------------- progress
+class Progress:
+    """A progress bar over the epochs (``tqdm.auto``: a widget in notebooks), or nothing."""
+
+    def __init__(self, epochs, enabled):
+        self.bar = tqdm(total=epochs, unit="epoch", leave=False, file=sys.stderr,
+                        disable=not enabled)
+
+    def update(self, postfix):
+        self.bar.set_postfix(postfix, refresh=False)
+        self.bar.update(1)
+
+    def close(self):
+        self.bar.close()
+
+
+# ---------------------------------------------------------------- the loop
+def fit_loop(guard, epochs, order, end_epoch, diverged, threads, progress,
+             coordinator=ALONE):
+    """Run up to ``epochs`` epochs; stop early when ``end_epoch`` or ``diverged`` says so.
+
+    Parameters
+    ----------
+    guard : fastbp._guard.GuardedEpochs
+        Runs one epoch's steps over an order, never leaving non-finite state.
+    order : callable ``epoch -> perm``
+        The rows of the epoch, in order.
+    end_epoch : callable ``(epoch, loss, start) -> (postfix, stop)``
+        Bookkeeping after a finished epoch (``start`` is its ``perf_counter``
+        start); ``postfix`` goes to the progress bar, a true ``stop`` ends the fit.
+    diverged : callable ``(epoch, step)``
+        Called when step ``step`` of ``epoch`` failed (the state is that of just
+        before it); it may raise; otherwise the fit ends.
+    threads : ``(numba threads, BLAS threads)`` for ``kernel_threads``
+    progress : Progress
+        Closed when the loop ends.
+
+    Ctrl-C is held while the kernels run and raised as ``KeyboardInterrupt``
+    after the epoch that was running, when everything is consistent (on every
+    process at the same epoch).
+    """
+    try:
+        with kernel_threads(*threads), \
+                deferred_interrupt(quiet=not coordinator.is_root) as interrupt:
+            for epoch in range(epochs):
+                start = time.perf_counter()
+                loss, failed_step = guard.run(order(epoch))
+                if failed_step is not None:
+                    diverged(epoch, failed_step)
+                    break
+                postfix, stop = end_epoch(epoch, float(loss), start)
+                progress.update(postfix)
+                if stop:
+                    break
+                if coordinator.any(interrupt.pending):  # a safe point: all is consistent
+                    raise KeyboardInterrupt
+            if interrupt.pending:  # Ctrl-C in an epoch that ended the fit
+                raise KeyboardInterrupt
+    finally:
+        progress.close()
+
+
+class EpochRecord:
+    """The native fits' end of an epoch: history, validation, best weights, patience,
+    callbacks and the verbose line (see ``MLP.fit`` for the parameters).
+
+    ``validation`` is ``(X_val, Y_val)`` or None (on processes other than the first,
+    always None: the first one evaluates and tells the others).
+    """
+
+    def __init__(self, model, network, history, validation, has_validation, patience,
+                 restore_best, callbacks, verbose, epochs, n_rows, coordinator=ALONE):
+        self.model, self.network, self.history = model, network, history
+        self.validation, self.has_validation = validation, has_validation
+        self.patience, self.callbacks = patience, callbacks
+        self.verbose, self.epochs, self.coordinator = verbose, epochs, coordinator
+        self.n_rows = coordinator.total_rows(n_rows)
+        self.best = BestWeights(network.params, restore_best)
+        self.best_loss, self.waited = np.inf, 0
+
+    def __call__(self, epoch, loss, start):
+        history, coordinator = self.history, self.coordinator
+        logs = {"loss": loss}
+        history.loss.append(loss)
+        if self.has_validation:
+            scores = coordinator.on_root(lambda: self.network.evaluate(*self.validation))
+            logs["val_loss"] = scores["loss"]
+            logs[f"val_{history.metric_name}"] = scores[history.metric_name]
+            history.val_loss.append(scores["loss"])
+            history.val_metric.append(scores[history.metric_name])
+            if scores["loss"] < self.best_loss:
+                self.best_loss, self.waited = scores["loss"], 0
+                history.best_epoch = epoch
+                self.best.keep()
+            else:
+                self.waited += 1
+        history.epoch_time.append(time.perf_counter() - start)
+        text = {k: f"{v:.4g}" for k, v in logs.items()}
+        if self.verbose >= 2 and coordinator.is_root:
+            fields = " ".join(f"{k}={v}" for k, v in text.items())
+            rate = self.n_rows / history.epoch_time[-1]
+            print(f"epoch {epoch + 1}/{self.epochs} {fields} ({rate:,.0f} samples/s"
+                  f"{coordinator.describe()})", flush=True)
+        # every finished epoch reaches the callbacks (a checkpoint of the last one too);
+        # running out of patience is named first when both stop the fit
+        asked = coordinator.on_root(lambda: any(cb(epoch, logs, self.model) is True
+                                                 for cb in self.callbacks))
+        if self.patience is not None and self.waited >= self.patience:
+            history.stopped_early, history.stop_reason = True, "patience"
+        elif asked:
+            history.stopped_early, history.stop_reason = True, "callback"
+        return text, history.stopped_early
+
+    def diverged(self, on_divergence):
+        """The ``diverged`` of ``fit_loop``: warn (on the first process) or raise."""
+        def stop(epoch, step):
+            self.history.stopped_early, self.history.stop_reason = True, "diverged"
+            message = (f"training diverged at step {step + 1} of epoch {epoch + 1}: the loss, "
+                       "weights or optimizer state became NaN or infinite (try a smaller "
+                       "learning rate); the model keeps the parameters from before that step")
+            if on_divergence == "raise":
+                raise DivergenceError(message)
+            if self.coordinator.is_root:
+                warnings.warn(message, RuntimeWarning, stacklevel=4)  # at the fit call
+        return stop
+
+
+def check_l2(l2):
+    if isinstance(l2, bool) or not isinstance(l2, Real) or not np.isfinite(l2) or l2 < 0:
+        raise ValueError(f"l2 must be a finite number >= 0, got {l2!r}")
+    return float(l2)

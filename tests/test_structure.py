@@ -1,0 +1,136 @@
+"""The package's shape: no import cycles, no module reading another's private attributes,
+public names declared."""
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = {"fastbp": ROOT / "fastbp", "fastbp.kernels": ROOT / "kernels"}
+
+# Private names that are a protocol between modules, not one class's state:
+# saved classes give io their content (_to_state/_from_state); scikit-learn's
+# estimator protocol names fastbp's estimators override and call on themselves.
+SHARED_PRIVATE = {"_to_state", "_from_state"}
+
+
+def modules():
+    """``{module name: path}`` of every module of the package (the kernels included)."""
+    found = {}
+    for package, folder in PACKAGES.items():
+        for path in sorted(folder.rglob("*.py")):
+            parts = path.relative_to(folder).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            found[".".join((package,) + parts)] = path
+    return found
+
+
+MODULES = modules()
+
+
+def imports_of(name, path):
+    """The package modules ``name`` imports at any depth of its code (lazy imports too)."""
+    tree = ast.parse(path.read_text())
+    is_package = path.name == "__init__.py"
+    here = name.split(".") if is_package else name.split(".")[:-1]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = here[:len(here) - node.level + 1] if node.level else []
+            stem = ".".join(base + ([node.module] if node.module else []))
+            targets = [f"{stem}.{a.name}" for a in node.names] + [stem]
+        else:
+            continue
+        for target in targets:
+            while target and target not in MODULES:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    # a package's __init__ is imported with any of its modules: not an edge of its own
+    return {t for t in found if not name.startswith(t + ".")}
+
+
+def test_no_import_cycles():
+    graph = {name: imports_of(name, path) for name, path in MODULES.items()}
+    state, cycles = {}, []
+
+    def visit(node, stack):
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = "done"
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_cycle_check_sees_lazy_and_relative_imports():
+    edges = imports_of("fastbp.model", MODULES["fastbp.model"])
+    assert {"fastbp.network", "fastbp.training", "fastbp.io"} <= edges
+    assert "fastbp.distributed" in edges  # imported inside MLP.fit
+
+
+def defined_private_names(tree):
+    """Private names a module defines: functions, classes, attributes it assigns."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return {n for n in names if n.startswith("_")}
+
+
+def foreign_private_reads(path):
+    """``(line, text)`` of every ``obj._name`` whose ``_name`` the module does not define."""
+    tree = ast.parse(path.read_text())
+    own = defined_private_names(tree) | SHARED_PRIVATE
+    found = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                and not node.attr.startswith("__") and node.attr not in own):
+            found.append((node.lineno, ast.unparse(node)))
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_module_reads_another_modules_private_attributes(name):
+    reads = foreign_private_reads(MODULES[name])
+    # scikit-learn's estimator protocol, which the estimators take part in by subclassing
+    if name == "fastbp.estimators":
+        reads = [(line, text) for line, text in reads if text.startswith(("self.", "super()."))]
+    assert not reads, f"{name} reads private attributes it does not own: {reads}"
+
+
+def test_the_private_attribute_check_catches_a_foreign_read(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text("def f(model):\n    return model._layout\n")
+    assert foreign_private_reads(path) == [(2, "model._layout")]
+
+
+PUBLIC_MODULES = ["fastbp.callbacks", "fastbp.optim", "fastbp.history", "fastbp.io",
+                  "fastbp.model", "fastbp.network", "fastbp.training", "fastbp.estimators",
+                  "fastbp.distributed", "fastbp.metrics", "fastbp.gradcheck", "fastbp.plotting",
+                  "fastbp.memory", "fastbp.strategy", "fastbp.architecture"]
+
+
+@pytest.mark.parametrize("name", PUBLIC_MODULES)
+def test_public_modules_declare_their_names_and_leak_no_imported_helpers(name):
+    module = importlib.import_module(name)
+    assert hasattr(module, "__all__"), f"{name} has no __all__"
+    for public in module.__all__:
+        assert hasattr(module, public), f"{name}.__all__ names a missing {public}"
+    leaked = [n for n in dir(module) if not n.startswith("_") and n not in module.__all__
+              and not isinstance(getattr(module, n), type(importlib))  # submodules, np, ...
+              and getattr(getattr(module, n), "__module__", name) not in (name, None)]
+    assert not leaked, f"{name} shows imported helpers as public attributes: {leaked}"

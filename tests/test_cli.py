@@ -112,6 +112,11 @@ def test_user_mistakes_print_one_line_and_exit_2(files):
     user_error("predict", files / "r1.fastbp", files / "train.csv", match="not a number")
 
 
+def test_bench_is_not_a_command():
+    # the benchmarks run from a checkout (bench/compare.py), not from the installed command
+    user_error("bench", match="invalid choice: 'bench'")
+
+
 def test_ctrl_c_during_training_saves_the_completed_epochs(tmp_path):
     import signal
     out = tmp_path / "partial.fastbp"

@@ -191,7 +191,7 @@ def test_the_readme_job_runs_under_mpiexec(tmp_path):
 
 
 def test_load_rows_reads_one_ranks_rows_of_npz_and_npy_files(tmp_path):
-    from fastbp.npz_rows import load_rows
+    from fastbp.cli.npz_rows import load_rows
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((1000, 7)).astype(np.float32), np.arange(1000)
     np.savez(tmp_path / "plain.npz", X=X, y=y, F=np.asfortranarray(X))
@@ -215,7 +215,8 @@ def test_a_rank_of_the_cli_reads_its_rows_of_an_npz_without_reading_the_whole_fi
         tmp_path, monkeypatch, save):
     import zipfile
     from numpy.lib import format as npy
-    from fastbp import cli, cli_distributed
+    from fastbp.cli import distributed as cli_distributed
+    from fastbp.cli.parser import build_parser
     X, y = np.arange(3000.0).reshape(1000, 3), np.arange(1000) % 4
     save(tmp_path / "data.npz", X=X, y=y)
 
@@ -227,7 +228,7 @@ def test_a_rank_of_the_cli_reads_its_rows_of_an_npz_without_reading_the_whole_fi
     read = zipfile.ZipExtFile.read
     monkeypatch.setattr(zipfile.ZipExtFile, "read",
                         lambda self, n=-1: largest_read.append(n) or read(self, n))
-    args = cli.build_parser().parse_args(["train", str(tmp_path / "data.npz"), "--distributed"])
+    args = build_parser().parse_args(["train", str(tmp_path / "data.npz"), "--distributed"])
     X_mine, y_mine, _ = cli_distributed._shard(args, None, rank=1, size=3)
     np.testing.assert_array_equal(X_mine, X[333:666])  # rank 1 of 3: the middle block
     np.testing.assert_array_equal(y_mine, y[333:666])
@@ -235,11 +236,12 @@ def test_a_rank_of_the_cli_reads_its_rows_of_an_npz_without_reading_the_whole_fi
 
 
 def test_the_default_batch_gives_every_rank_a_row():
-    from fastbp import cli
-    args = cli.build_parser().parse_args(["train", "iris"])
-    assert cli.default_batch_size(args, 100_000, at_least=128) == 128
-    assert cli.default_batch_size(args, 100_000, at_least=2) == 64
-    assert cli.default_batch_size(args, 160, at_least=2) == 10
+    from fastbp.cli.parser import build_parser
+    from fastbp.cli.train_common import default_batch_size
+    args = build_parser().parse_args(["train", "iris"])
+    assert default_batch_size(args, 100_000, at_least=128) == 128
+    assert default_batch_size(args, 100_000, at_least=2) == 64
+    assert default_batch_size(args, 160, at_least=2) == 10
 
 
 # ---------------------------------------------------------------- the command line

@@ -1,9 +1,12 @@
 """Reading some rows of an ``.npz`` or ``.npy`` array without the rest: each MPI rank
-reads its own shard of data larger than one machine's memory. Never unpickles."""
+reads its own shard of data larger than one machine's memory (``fastbp train
+--distributed``): :func:`array_header` and :func:`load_rows`. Never unpickles."""
 import zipfile
 
 import numpy as np
 from numpy.lib import format as npy
+
+__all__ = ["array_header", "load_rows"]
 
 
 def _npy_header(f, path, name):

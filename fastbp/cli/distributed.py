@@ -3,9 +3,10 @@
 Run under ``mpiexec -n P fastbp train DATA --distributed ...``. The rows are
 split into P shards: an ``.npz`` in contiguous row blocks that each rank reads
 alone (memory-mapped, or a compressed member decompressed as a stream; see
-``fastbp.npz_rows.load_rows``), so no rank holds the whole file; a CSV, an embedded or a synthetic data set is small enough to
-read whole, and is shuffled (with ``--seed``) before the split. Each rank holds
-out ``--test-fraction`` of its shard for testing; rank 0 also holds out
+``fastbp.cli.npz_rows.load_rows``), so no rank holds the whole file; a CSV, an
+embedded or a synthetic data set is small enough to read whole, and is
+shuffled (with ``--seed``) before the split. Each rank holds out
+``--test-fraction`` of its shard for testing; rank 0 also holds out
 ``--val-fraction`` of its training rows for validation and early stopping.
 
 Everything the single-process command computes from the whole data set is
@@ -17,6 +18,9 @@ so the saved model is used exactly like one trained in one process. Only rank
 A user mistake found on any rank (a shard with NaN, too few rows, ...) is
 agreed on before any rank goes on, so every rank exits with status 2 and rank
 0 prints one line naming the rank, instead of the others waiting for it.
+
+The steps it shares with the single-process command are in
+:mod:`fastbp.cli.train_common`.
 """
 import os
 import sys
@@ -25,13 +29,20 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cli
-from .cli import CLIError
-from .distributed import DEFAULT_TIMEOUT, Watchdog, ranks_problems
+from ..distributed import DEFAULT_TIMEOUT, Watchdog, ranks_problems
+from .data import (MAX_CLASSES_INFERRED, check_finite, check_npz_arrays, decide_task,
+                   encode_targets, load_data, target_facts)
+from .errors import CLIError
+from .npz_rows import array_header, load_rows
+from .scaling import fit_target, moments, standardised
+from .train_common import (default_batch_size, finish, interrupted, new_model, test_sums,
+                           test_summary, train_options)
+
+__all__ = ["train_distributed"]
 
 
 def _world():
-    from ._optional import require
+    from .._optional import require
     try:
         return require("mpi4py.MPI", "fastbp train --distributed", "mpi").COMM_WORLD
     except ImportError as exc:
@@ -88,7 +99,6 @@ def _shard(args, synthetic, rank, size):
     path = Path(args.data)
     if synthetic is None and path.suffix == ".npz" and path.exists():
         import zipfile
-        from .npz_rows import array_header, load_rows
         if args.target is not None:
             raise CLIError(f"--target names a CSV column; {args.data} is not a .csv file")
         try:
@@ -103,12 +113,12 @@ def _shard(args, synthetic, rank, size):
             raise
         except Exception as exc:
             raise CLIError(f"{args.data}: cannot read the .npz ({exc})") from None
-        cli.check_npz_arrays(args.data, x_shape, x_dtype, y_shape)
+        check_npz_arrays(args.data, x_shape, x_dtype, y_shape)
         n = x_shape[0]
         first, stop = n * rank // size, n * (rank + 1) // size
         X = load_rows(path, "X", first, stop).astype(float)
         return X, load_rows(path, "y", first, stop), None
-    X, y, features = cli.load_data(args.data, args.target, synthetic, args.seed)
+    X, y, features = load_data(args.data, args.target, synthetic, args.seed)
     order = np.random.default_rng(args.seed).permutation(len(X))
     mine = order[len(X) * rank // size:len(X) * (rank + 1) // size]
     return X[mine], y[mine], features
@@ -153,15 +163,15 @@ def train_distributed(args):
 def _train(args, comm):
     ranks = _Ranks(comm)
     rank, size = ranks.rank, ranks.size
-    synthetic, hidden = ranks.agreed(lambda: cli.train_options(args), "checking the options")
+    synthetic, hidden = ranks.agreed(lambda: train_options(args), "checking the options")
     if args.batch_size is not None and args.batch_size < size:
         raise CLIError(f"--batch-size {args.batch_size} is smaller than the {size} ranks: "
                        "every rank needs at least one row per step")
 
     def load():
         X, y, features = _shard(args, synthetic, rank, size)
-        numbers, integral = cli.target_facts(y)
-        cli.check_finite(args.data, X, numbers)
+        numbers, integral = target_facts(y)
+        check_finite(args.data, X, numbers)
         return X, y, features, numbers, integral
 
     X, y, features, numbers, integral = ranks.agreed(load, "reading the data")
@@ -169,18 +179,18 @@ def _train(args, comm):
     # (more distinct values than a classification may have are not needed to decide)
     facts = ranks.allgather((numbers is not None, integral, X.shape[1],
                              np.unique(y if numbers is None else numbers)
-                             [:cli.MAX_CLASSES_INFERRED + 1]), "comparing the targets")
+                             [:MAX_CLASSES_INFERRED + 1]), "comparing the targets")
     if len({f[2] for f in facts}) > 1:
         raise CLIError(f"{args.data}: the ranks read different numbers of features")
     numeric, integral = all(f[0] for f in facts), all(f[1] for f in facts)
     distinct = np.unique(np.concatenate([f[3] for f in facts]))
-    task = cli.decide_task(args.task, numeric, integral, len(distinct))
+    task = decide_task(args.task, numeric, integral, len(distinct))
     classes = None
     if task == "classification":
         classes = np.unique(np.concatenate(ranks.allgather(np.unique(y), "listing the classes")))
 
     def split():
-        targets = cli.encode_targets(args.data, y, numbers, task, classes)
+        targets = encode_targets(args.data, y, numbers, task, classes)
         X_train, X_test, y_train, y_test = _split(args, X, targets, classes is not None, rank)
         fit = _hold_out_validation(args, X_train, y_train) if rank == 0 else \
             (X_train, y_train, None)
@@ -188,9 +198,9 @@ def _train(args, comm):
 
     X_train, X_test, y_train, y_test, (X_fit, y_fit, validation) = ranks.agreed(
         split, "splitting the data")
-    model, optimizer = cli.new_model(
-        args, X.shape[1], hidden, classes, cli.moments(X_train, ranks.total),
-        None if classes is not None else cli.moments(y_train, ranks.total))
+    model, optimizer = new_model(
+        args, X.shape[1], hidden, classes, moments(X_train, ranks.total),
+        None if classes is not None else moments(y_train, ranks.total))
     model.feature_names_ = features
     n_train, n_test, n_fit = ranks.total([len(X_train), len(X_test), len(X_fit)]).astype(int)
     shard_sizes = ranks.allgather(len(X), "counting the rows")
@@ -201,22 +211,22 @@ def _train(args, comm):
               + f"; {size} ranks with {min(shard_sizes)}–{max(shard_sizes)} rows each, "
               f"{n_jobs} thread(s) per rank", flush=True)
     if validation is not None:
-        validation = (cli.standardised(model, validation[0]),
-                      cli.fit_target(model, validation[1]))
+        validation = (standardised(model, validation[0]),
+                      fit_target(model, validation[1]))
     start = time.perf_counter()
     try:
-        history = model.fit(cli.standardised(model, X_fit), cli.fit_target(model, y_fit),
+        history = model.fit(standardised(model, X_fit), fit_target(model, y_fit),
                             optimizer=optimizer, epochs=args.epochs,
-                            batch_size=cli.default_batch_size(args, n_fit, at_least=size),
+                            batch_size=default_batch_size(args, n_fit, at_least=size),
                             validation_data=validation, patience=args.patience,
                             verbose=2 if rank == 0 else 0, n_jobs=n_jobs, comm=comm)
     except KeyboardInterrupt:  # every rank stops at the same epoch
-        return cli.interrupted(model, args, save=rank == 0)
+        return interrupted(model, args, save=rank == 0)
     elapsed = time.perf_counter() - start
     sums = ranks.total(ranks.agreed(
-        lambda: cli.test_sums(model, cli.standardised(model, X_test), y_test), "testing"))
+        lambda: test_sums(model, standardised(model, X_test), y_test), "testing"))
     if rank == 0:
-        cli.finish(args, model, history, elapsed, cli.test_summary(sums, classes is not None),
+        finish(args, model, history, elapsed, test_summary(sums, classes is not None),
                    detail=f" on {size} ranks")
     sys.stdout.flush()
     return 0

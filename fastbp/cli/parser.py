@@ -1,0 +1,68 @@
+"""The command line's arguments: :func:`build_parser` (``train``, ``predict``, ``info``).
+
+Each subcommand's namespace carries ``run``, the function that runs it; an
+argument mistake prints one line, ``fastbp: error: ...``, and exits with status 2.
+"""
+import argparse
+
+from .data import EMBEDDED
+from .saved_model import cmd_info, cmd_predict
+from .train import cmd_train
+from .train_common import MIN_STEPS_PER_EPOCH
+
+__all__ = ["build_parser"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line like every other user mistake."""
+
+    def error(self, message):
+        self.exit(2, f"fastbp: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser():
+    """The ``fastbp`` argument parser."""
+    from ..architecture import HIDDEN_ACTIVATIONS
+    from ..optim import OPTIMIZERS
+    p = _Parser(prog="fastbp", description="Train and use MLPs on the CPU. "
+                "With no arguments: train on digits and report.")
+    sub = p.add_subparsers(dest="command")
+    t = sub.add_parser("train", help="train a model on a CSV, an .npz or an embedded data set")
+    t.add_argument("data", help="a .csv (with a header), an .npz with X and y, or one of "
+                   f"{', '.join(EMBEDDED)}, synthetic")
+    t.add_argument("--target", help="the CSV's target column (default: the last)")
+    t.add_argument("--task", choices=["auto", "classification", "regression"], default="auto")
+    t.add_argument("--make-classification", metavar="N,F,C",
+                   help="with 'synthetic': samples, features, classes")
+    t.add_argument("--hidden", default="128", help="hidden layer sizes, e.g. 256,256")
+    t.add_argument("--activation", default="relu", choices=HIDDEN_ACTIVATIONS,
+                   help="hidden activation (default: relu)")
+    t.add_argument("--epochs", type=int, default=20)
+    t.add_argument("--batch-size", type=int, default=None,
+                   help="rows per step (default 64, fewer on small data: at least "
+                        f"{MIN_STEPS_PER_EPOCH} steps per epoch)")
+    t.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    t.add_argument("--val-fraction", type=float, default=0.1)
+    t.add_argument("--patience", type=int, default=None)
+    t.add_argument("--test-fraction", type=float, default=0.2)
+    t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--n-jobs", type=int, default=None)
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI: run under mpiexec, each rank with its own "
+                        "rows (needs the mpi extra)")
+    t.add_argument("--out", help="save the trained model here")
+    t.add_argument("--plot", help="write the training curves here (PNG; needs matplotlib)")
+    t.set_defaults(run=cmd_train)
+    pr = sub.add_parser("predict", help="predict with a saved model")
+    pr.add_argument("model")
+    pr.add_argument("data")
+    pr.add_argument("--proba", action="store_true", help="class probabilities")
+    pr.add_argument("--out", help="write the predictions to this CSV")
+    pr.set_defaults(run=cmd_predict)
+    i = sub.add_parser("info", help="describe a saved model")
+    i.add_argument("model")
+    i.set_defaults(run=cmd_info)
+    return p

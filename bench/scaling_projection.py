@@ -1,6 +1,7 @@
 """Projected communication / computation ratio of data-parallel training on a cluster.
 
-    python -m bench.scaling_projection bench/results/distributed-1rank.json
+    mpiexec -n 1 python -m bench.distributed --rows M,L,XL --json 1rank.json
+    python -m bench.scaling_projection 1rank.json
 
 Reads the one-rank measurements of ``bench.distributed`` (compute time per step
 with the grid's batch, on this machine's 2 cores, and the reduced message

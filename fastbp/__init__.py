@@ -7,9 +7,9 @@ cache, the first time a network calls them (``fastbp.specialize``).
 """
 import importlib
 
-from ._source_tree import register_sibling_kernels
+from . import _source_tree
 
-register_sibling_kernels(__path__[0])
+_source_tree.register_sibling_kernels(__path__[0])
 
 __version__ = "0.1.0"
 

@@ -14,6 +14,12 @@ from .kernels import network as N
 from .kernels.activations import ACTIVATIONS
 from .kernels.losses import LOSSES
 
+__all__ = [
+    "HIDDEN_ACTIVATIONS", "OUTPUT_ACTIVATIONS", "PUBLIC_LOSSES", "DTYPES", "natural_loss",
+    "check_output", "check_loss", "check_dtype", "check_layer_sizes",
+    "check_hidden_activations", "check_gamma", "Layout"
+]
+
 HIDDEN_ACTIVATIONS = tuple(name for name, a in ACTIVATIONS.items() if a.hidden)
 OUTPUT_ACTIVATIONS = tuple(ACTIVATIONS)
 PUBLIC_LOSSES = tuple(name for name, loss in LOSSES.items() if loss.public)

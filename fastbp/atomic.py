@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = ["write_atomic", "write_bytes_atomic"]
+
 
 def _umask():
     """The process's umask, read without changing it where Linux allows."""

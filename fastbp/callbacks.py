@@ -1,5 +1,7 @@
 """Callbacks for ``MLP.fit``: objects called as ``callback(epoch, logs, model)``."""
-from pathlib import Path
+import pathlib
+
+__all__ = ["Checkpoint"]
 
 
 class Checkpoint:
@@ -27,13 +29,13 @@ class Checkpoint:
             raise ValueError(f"every must be a positive int, got {every!r}")
         self.path = None if path is None else str(path)
         self.every = every
-        self.best_path = None if best_path is None else Path(best_path)
+        self.best_path = None if best_path is None else pathlib.Path(best_path)
         self.best_loss = float("inf")
         self.saved = []
 
     def __call__(self, epoch, logs, model):
         if self.path is not None and (epoch + 1) % self.every == 0:
-            target = Path(self.path.replace("{epoch}", str(epoch + 1)))
+            target = pathlib.Path(self.path.replace("{epoch}", str(epoch + 1)))
             model.save(target)
             self.saved.append(target)
         if self.best_path is not None:

@@ -19,11 +19,10 @@ instead of hanging forever.
 import sys
 import threading
 import time
-from contextlib import contextmanager
+import contextlib
 
-from ._optional import require
-from ._threads import parts_for
-from .training import Coordinator, FitPlan, SummedSteps, check_fit
+from . import _optional, _threads
+from . import training as _training
 
 __all__ = ["DEFAULT_TIMEOUT", "DistributedTrainer", "Watchdog", "ranks_problems"]
 
@@ -50,7 +49,7 @@ class Watchdog:
                 time.sleep(1.0)  # let the launcher forward the message before the kill
                 self.comm.Abort(1)
 
-    @contextmanager
+    @contextlib.contextmanager
     def waiting(self, what):
         self._since, self._what = time.monotonic(), what
         try:
@@ -72,7 +71,7 @@ def ranks_problems(problems):
     return "; ".join(f"rank {r}: {p}" for r, p in failed)
 
 
-class DistributedTrainer(Coordinator):
+class DistributedTrainer(_training.Coordinator):
     """Train ``model`` on every rank of ``comm``, each rank with its own rows.
 
     The epochs run in ``fastbp.training.fit_loop`` like any fit; this class
@@ -96,7 +95,7 @@ class DistributedTrainer(Coordinator):
     """
 
     def __init__(self, model, comm=None, timeout=DEFAULT_TIMEOUT):
-        self.MPI = require("mpi4py.MPI", "distributed training", "mpi")
+        self.MPI = _optional.require("mpi4py.MPI", "distributed training", "mpi")
         self.comm = self.MPI.COMM_WORLD if comm is None else comm
         self.model = model
         if not (isinstance(timeout, (int, float)) and timeout > 0):
@@ -142,7 +141,7 @@ class DistributedTrainer(Coordinator):
         # every rank checks its input, then all learn of any failure: a rank that raised
         # alone would leave the others waiting in the first collective
         try:
-            X, Y, optimizer, epochs, batch_size, patience, verbose, callbacks = check_fit(
+            X, Y, optimizer, epochs, batch_size, patience, verbose, callbacks = _training.check_fit(
                 network, X, y, optimizer, epochs, batch_size, patience, verbose, shuffle,
                 restore_best, callbacks)
             val = None
@@ -173,12 +172,12 @@ class DistributedTrainer(Coordinator):
         n_steps = max(-(-n // b) for n, b in zip(self.sizes, local))
 
         def make_steps(X, Y, optimizer, state):
-            return SummedSteps(network, X, Y, optimizer, state, local[self.rank], n_steps,
+            return _training.SummedSteps(network, X, Y, optimizer, state, local[self.rank], n_steps,
                                self.allreduce)
         # BLAS threads fixed by the settings, as the reduction order
-        return FitPlan(X, Y, optimizer, epochs, patience, verbose if self.is_root else 0,
+        return _training.FitPlan(X, Y, optimizer, epochs, patience, verbose if self.is_root else 0,
                        callbacks, val, 0, has_validation, make_steps,
-                       (None, parts_for(n_jobs)), None)
+                       (None, _threads.parts_for(n_jobs)), None)
 
     # ------------------------------------------------------------ the collectives
     def allreduce(self, buffer):

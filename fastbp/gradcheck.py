@@ -1,6 +1,8 @@
 """Backpropagation checked against numerical differentiation."""
 import numpy as np
 
+__all__ = ["check_gradients"]
+
 
 def check_gradients(model, X, y, l2=0.0, h=1e-4, floor=1e-5, max_params=None, seed=0):
     """Largest relative error between backpropagation and central differences.

@@ -1,5 +1,7 @@
 """What ``fit`` records: one entry per epoch."""
 
+__all__ = ["History"]
+
 
 class History:
     """Per-epoch training record returned by :meth:`fastbp.MLP.fit`.

@@ -37,14 +37,14 @@ import hashlib
 import importlib
 import json
 import zipfile
-from pathlib import Path
+import pathlib
 
 import numpy as np
 
-from ._validation import value_problem
-from .atomic import write_atomic
+from . import _validation
+from . import atomic as _atomic
 
-__all__ = ["FORMAT", "VERSION", "ModelFileError", "check_parameters", "load", "read", "save"]
+__all__ = ["FORMAT", "VERSION", "KINDS", "ModelFileError", "check_parameters", "load", "read", "save"]
 
 FORMAT = "fastbp-model"
 VERSION = 1
@@ -89,13 +89,13 @@ def save(obj, path):
             "kind": type(obj).__name__, **meta, "sha256": _digest(arrays)}
     arrays = {**arrays,
               "meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)}
-    write_atomic(path, arrays)
-    return Path(path)
+    _atomic.write_atomic(path, arrays)
+    return pathlib.Path(path)
 
 
 def read(path):
     """``(meta, arrays)`` of a model file, checked; raises ``ModelFileError``."""
-    path = Path(path)
+    path = pathlib.Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such file")
     try:
@@ -133,7 +133,7 @@ def read(path):
     for name, a in sorted(arrays.items()):
         # a model saved with NaN weights would load and then predict NaN without a word
         if a.dtype.kind == "f":
-            problem = value_problem(a, name)
+            problem = _validation.value_problem(a, name)
             if problem is not None and (name in _PARAMETER_ENTRIES or "NaN" in problem):
                 raise ModelFileError(f"{path}: {problem}")
     return meta, arrays

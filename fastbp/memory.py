@@ -9,6 +9,10 @@ has available.
 """
 from pathlib import Path
 
+__all__ = [
+    "RESERVE_FRACTION", "CHECK_FROM_BYTES", "available_bytes", "format_bytes", "check_fits"
+]
+
 # Headroom kept free for Python, NumPy temporaries and the rest of the system.
 RESERVE_FRACTION = 0.1
 # Requests below this are not checked: reading /proc costs ~0.1 ms, a one-row predict 11 µs.

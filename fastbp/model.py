@@ -8,15 +8,13 @@ import numpy as np
 from . import io
 from ._guard import GuardedEpochs
 from ._optional import require
-from ._threads import kernel_threads, parts_for, threads_for
-from ._validation import check_array, check_fraction
+from ._threads import kernel_threads
+from ._validation import check_array
 from .history import History
-from .memory import check_fits
 from .network import Network
 from .optim import Optimizer, OptimizerState
-from .strategy import check_strategy, resolve, thread_counts
-from .training import (ALONE, DivergenceError, EpochRecord, FitPlan, KernelEpochs, Progress,
-                       check_fit, check_l2, fit_bytes, fit_loop)
+from .training import (ALONE, DivergenceError, EpochRecord, Progress, check_l2, fit_loop,
+                       plan_fit)
 
 __all__ = ["MLP", "DivergenceError"]
 
@@ -373,9 +371,9 @@ class MLP:
         """
         if comm is None:
             coordinator = ALONE
-            plan = self._plan(X, y, optimizer, epochs, batch_size, shuffle, validation_data,
-                              validation_fraction, patience, restore_best, callbacks, verbose,
-                              n_jobs, strategy, on_divergence)
+            plan = plan_fit(self.network, X, y, optimizer, epochs, batch_size, shuffle,
+                            validation_data, validation_fraction, patience, restore_best,
+                            callbacks, verbose, n_jobs, strategy, on_divergence)
         else:
             if validation_fraction is not None or strategy != "auto" or on_divergence != "warn":
                 raise ValueError("with comm, give validation_data on rank 0 (not "
@@ -413,50 +411,3 @@ class MLP:
                      Progress(plan.epochs, plan.verbose == 1 and coordinator.is_root
                               and sys.stderr.isatty()), coordinator)
         return history
-
-    def _plan(self, X, y, optimizer, epochs, batch_size, shuffle, validation_data,
-              validation_fraction, patience, restore_best, callbacks, verbose, n_jobs, strategy,
-              on_divergence):
-        """Every check of a one-process fit, before anything changes (``FitPlan``)."""
-        network = self.network
-        X, Y, optimizer, epochs, batch_size, patience, verbose, callbacks = check_fit(
-            network, X, y, optimizer, epochs, batch_size, patience, verbose, shuffle,
-            restore_best, callbacks)
-        if validation_data is not None and validation_fraction is not None:
-            raise ValueError("give validation_data or validation_fraction, not both")
-        validation, n_val, n_split = None, 0, 0
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (X_val, y_val)")
-            X_val = network.check_X(validation_data[0], "X_val")
-            validation = (X_val, network.check_targets(validation_data[1], X_val.shape[0],
-                                                       "y_val"))
-            n_val = X_val.shape[0]
-        elif validation_fraction is not None:
-            fraction = check_fraction(validation_fraction, "validation_fraction")
-            n_val = n_split = int(round(fraction * X.shape[0]))
-            if n_val < 1 or n_val >= X.shape[0]:
-                raise ValueError(f"validation_fraction={fraction} leaves {n_val} of "
-                                 f"{X.shape[0]} samples for validation; need at least one "
-                                 "sample on each side")
-        if patience is not None and not n_val:
-            raise ValueError("patience needs validation_data or validation_fraction")
-        parts = parts_for(n_jobs)
-        strategy = check_strategy(strategy)
-        if on_divergence not in ("warn", "raise"):
-            raise ValueError(f"on_divergence must be 'warn' or 'raise', got {on_divergence!r}")
-        width = X.shape[1] + Y.shape[1]
-        check_fits(fit_bytes(network.n_params, network.layout.total_units, self.layer_sizes[-1],
-                             self.dtype.itemsize, X.shape[0], width,
-                             min(batch_size, X.shape[0]), parts, optimizer.n_buffers,
-                             n_vectors=1 if n_val else 0, n_val=n_val,
-                             n_copied=X.shape[0] - n_split if n_split else 0),
-                   f"fitting {network.describe()} on {X.shape[0]:,} rows")
-        batch_size = min(batch_size, X.shape[0] - n_split)
-        strategy = resolve(strategy, network.layout, batch_size, parts)
-
-        def make_steps(X, Y, optimizer, state):
-            return KernelEpochs(network, X, Y, optimizer, state, batch_size, strategy, parts)
-        return FitPlan(X, Y, optimizer, epochs, patience, verbose, callbacks, validation,
-                       n_split, n_val > 0, make_steps,
-                       thread_counts(strategy, parts, threads_for(n_jobs, parts)), strategy)

@@ -7,15 +7,17 @@ rule's hyper-parameter vector (``hyper``). Weight decay applies to the first
 ``n_decay`` entries of the buffer: for an :class:`fastbp.MLP`, pass
 ``model.n_coefs`` (weights come first; biases and prelu slopes are not decayed).
 """
-from numbers import Integral, Real
+import numbers
 
 import numpy as np
 
-from .kernels import optimizers as K
+from .kernels import optimizers as _rules
+
+__all__ = ["OPTIMIZERS", "SGD", "Adam", "AdamW", "Optimizer", "OptimizerState"]
 
 
 def _check_hyper(name, value, low=0.0, high=None, low_open=False, high_open=True):
-    if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     if value < low or (low_open and value == low) or (
             high is not None and (value > high or (high_open and value == high))):
@@ -57,7 +59,7 @@ class Optimizer:
         n = params.shape[0]
         if n_decay is None:
             n_decay = n
-        if isinstance(n_decay, bool) or not isinstance(n_decay, Integral) or not 0 <= n_decay <= n:
+        if isinstance(n_decay, bool) or not isinstance(n_decay, numbers.Integral) or not 0 <= n_decay <= n:
             raise ValueError(f"n_decay must be an int in [0, {n}], got {n_decay!r}")
         return OptimizerState(np.zeros((self.n_buffers, n), dtype=params.dtype), int(n_decay))
 
@@ -80,7 +82,7 @@ class Optimizer:
     # What the fused epoch kernel needs.
     def hyper(self):
         """The float64 ``hyper`` vector of the epoch kernel."""
-        h = np.zeros(K.N_HYPER)
+        h = np.zeros(_rules.N_HYPER)
         for index, value in self._hyper_items():
             h[index] = value
         return h
@@ -147,11 +149,11 @@ class SGD(Optimizer):
         return self.weight_decay
 
     def _hyper_items(self):
-        return [(K.H_LR, self.lr), (K.H_MOMENTUM, self.momentum),
-                (K.H_NESTEROV, float(self.nesterov))]
+        return [(_rules.H_LR, self.lr), (_rules.H_MOMENTUM, self.momentum),
+                (_rules.H_NESTEROV, float(self.nesterov))]
 
     def _step(self, grads, state, params):
-        K.sgd_step(params, grads, state.buffers, self.hyper(), state.step, state.n_decay,
+        _rules.sgd_step(params, grads, state.buffers, self.hyper(), state.step, state.n_decay,
                    self.weight_decay)
 
 
@@ -179,11 +181,11 @@ class Adam(Optimizer):
 
     def _hyper_items(self):
         decoupled = self.weight_decay if self._decoupled else 0.0
-        return [(K.H_LR, self.lr), (K.H_B1, self.b1), (K.H_B2, self.b2),
-                (K.H_EPS, self.eps), (K.H_WEIGHT_DECAY, decoupled)]
+        return [(_rules.H_LR, self.lr), (_rules.H_B1, self.b1), (_rules.H_B2, self.b2),
+                (_rules.H_EPS, self.eps), (_rules.H_WEIGHT_DECAY, decoupled)]
 
     def _step(self, grads, state, params):
-        K.adam_step(params, grads, state.buffers, self.hyper(), state.step, state.n_decay,
+        _rules.adam_step(params, grads, state.buffers, self.hyper(), state.step, state.n_decay,
                     self.l2)
 
 

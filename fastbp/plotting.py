@@ -1,5 +1,7 @@
 """Training curves with matplotlib (the optional ``plot`` extra)."""
-from ._optional import require
+from . import _optional
+
+__all__ = ["plot_history"]
 
 
 def plot_history(history, path=None):
@@ -21,7 +23,7 @@ def plot_history(history, path=None):
         When matplotlib is not installed (``pip install "fastbp[plot]"``).
     """
     # pyplot picks a non-interactive backend when headless
-    plt = require("matplotlib.pyplot", "plotting", "plot")
+    plt = _optional.require("matplotlib.pyplot", "plotting", "plot")
     epochs = range(1, history.n_epochs + 1)
     has_val = bool(history.val_loss)
     fig, axes = plt.subplots(1, 2 if has_val else 1, figsize=(10 if has_val else 5.5, 4),

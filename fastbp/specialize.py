@@ -53,6 +53,11 @@ from .kernels import network_functions as F
 from .kernels import optimizers as O
 from .kernels._stale_cache import sources_digest
 
+__all__ = [
+    "TYPICAL_SECONDS", "Config", "NetworkKernels", "kinds", "cache_root", "hidden_source",
+    "output_source", "network_kernels", "entry"
+]
+
 logger = logging.getLogger("fastbp.compile")
 
 # Seconds a cold compile took on the machine where this was measured (2-core

@@ -18,6 +18,11 @@ parts, alone or beside other calls. Different strategies, or different
 """
 import numpy as np
 
+__all__ = [
+    "STRATEGIES", "PARALLEL_MIN_MACS", "PARALLEL_MIN_WEIGHTS", "UNIT_ALIGN", "check_strategy",
+    "macs_per_part", "choose_strategy", "resolve", "thread_counts", "unit_bounds"
+]
+
 STRATEGIES = ("auto", "serial", "blas", "sharded", "columns")
 
 

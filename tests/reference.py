@@ -164,3 +164,39 @@ def adam_step(p, g, m, v, t, lr, b1, b2, eps, weight_decay=0.0):
     v = b2 * v + (1 - b2) * g * g
     lr_t = lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
     return p - lr_t * m / (np.sqrt(v) + eps), m, v
+
+
+# ---------------------------------------------------------------- optimizers
+# One example of every fastbp optimizer (by its name in fastbp.optim.OPTIMIZERS), built
+# with a weight decay: the tests run each against ``optimizer_step``.
+OPTIMIZER_EXAMPLES = {
+    "sgd": lambda wd: _optim().SGD(0.05, weight_decay=wd),
+    "momentum": lambda wd: _optim().SGD(0.02, momentum=0.9, weight_decay=wd),
+    "nesterov": lambda wd: _optim().SGD(0.02, momentum=0.9, nesterov=True, weight_decay=wd),
+    "adam": lambda wd: _optim().Adam(0.01, weight_decay=wd),
+    "adamw": lambda wd: _optim().AdamW(0.01, weight_decay=wd),
+}
+
+
+def _optim():
+    import fastbp.optim
+    return fastbp.optim
+
+
+def optimizer_step(opt, p, g, buffers, t, n_decay):
+    """One step ``t`` (from 1) of the fastbp optimizer ``opt``: returns new ``p``, ``buffers``.
+
+    ``g`` already holds any coupled decay (``opt.l2 · W``, as the loss gradient
+    with L2 does); decoupled decay shrinks the first ``n_decay`` entries.
+    """
+    decoupled = np.zeros(p.size)
+    decoupled[:n_decay] = opt.weight_decay - opt.l2  # AdamW's: its coupled l2 is 0
+    if opt.rule == "sgd":
+        p, velocity = sgd_step(p, g, buffers[0], opt.lr, opt.momentum, opt.nesterov)
+        return p, np.stack([velocity, buffers[1]])
+    if opt.rule == "adam":
+        p, m, v = adam_step(p, g, buffers[0], buffers[1], t, opt.lr, opt.b1, opt.b2, opt.eps,
+                            decoupled)
+        return p, np.stack([m, v])
+    raise NotImplementedError(f"no reference step for the {opt.rule!r} rule")
+

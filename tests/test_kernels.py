@@ -218,6 +218,33 @@ def test_adam_update(weight_decay, dtype, rng):
     assert_close(state[1], v64, dtype, "v")
 
 
+def test_every_optimizer_has_a_reference_example():
+    from fastbp.optim import OPTIMIZERS
+    covered = {type(make(0.0)) for make in ref.OPTIMIZER_EXAMPLES.values()}
+    assert set(OPTIMIZERS.values()) <= covered
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(ref.OPTIMIZER_EXAMPLES))
+def test_every_optimizer_update_matches_its_reference_step(name, dtype, rng):
+    """Three steps of ``update`` (the rule's kernel over the whole buffer), weight decay on
+    the leading ``n_decay`` entries, against ``reference.optimizer_step``."""
+    n, n_decay = 10, 6
+    opt = ref.OPTIMIZER_EXAMPLES[name](0.1)
+    p = draw(rng, dtype, n)
+    state = opt.init(p, n_decay=n_decay)
+    p64, buffers = p.astype(np.float64), np.zeros((2, n))
+    for t in (1, 2, 3):
+        g = draw(rng, dtype, n)
+        coupled = np.r_[opt.l2 * p64[:n_decay], np.zeros(n - n_decay)]
+        p64, buffers = ref.optimizer_step(opt, p64, g.astype(np.float64) + coupled, buffers,
+                                          t, n_decay)
+        opt.update(g, state, p)
+    assert_close(p, p64, dtype, "params")
+    for k in range(opt.n_buffers):
+        assert_close(state.buffers[k], buffers[k], dtype, f"state {k}")
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_all_finite(bad, dtype):

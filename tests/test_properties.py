@@ -25,7 +25,7 @@ import fastbp
 from fastbp import architecture as arch
 from fastbp.kernels.activations import ACTIVATIONS
 from fastbp.kernels.losses import LOSSES
-from fastbp.optim import SGD, Adam, AdamW
+from fastbp.optim import SGD
 from fastbp.strategy import STRATEGIES
 
 
@@ -187,13 +187,7 @@ def test_prediction_and_evaluation_match_reference(net, dtype, n, parallel, chun
 
 
 # ---------------------------------------------------------------- training
-OPTIMIZERS = {
-    "sgd": lambda wd: SGD(0.05, weight_decay=wd),
-    "momentum": lambda wd: SGD(0.02, momentum=0.9, weight_decay=wd),
-    "nesterov": lambda wd: SGD(0.02, momentum=0.9, nesterov=True, weight_decay=wd),
-    "adam": lambda wd: Adam(0.01, weight_decay=wd),
-    "adamw": lambda wd: AdamW(0.01, weight_decay=wd),
-}
+OPTIMIZERS = ref.OPTIMIZER_EXAMPLES
 
 
 def reference_fit(model, opt, X, Y, batch, orders):
@@ -206,9 +200,6 @@ def reference_fit(model, opt, X, Y, batch, orders):
     expected = model.astype("float64")
     p = expected.params  # the views reference_loss_and_flat_grad reads
     buffers = np.zeros((2, p.size))
-    decoupled = np.zeros(p.size)
-    if isinstance(opt, AdamW):
-        decoupled[:model.n_coefs] = opt.weight_decay
     step, losses = 0, []
     for order in orders:
         total = 0.0
@@ -217,13 +208,7 @@ def reference_fit(model, opt, X, Y, batch, orders):
             step += 1
             value, g = reference_loss_and_flat_grad(expected, X[rows], Y[rows], opt.l2)
             total += value * len(rows)
-            if isinstance(opt, Adam):
-                p[...], buffers[0], buffers[1] = ref.adam_step(
-                    p, g, buffers[0], buffers[1], step, opt.lr, opt.b1, opt.b2, opt.eps,
-                    decoupled)
-            else:
-                p[...], buffers[0] = ref.sgd_step(p, g, buffers[0], opt.lr, opt.momentum,
-                                                  opt.nesterov)
+            p[...], buffers[...] = ref.optimizer_step(opt, p, g, buffers, step, model.n_coefs)
         losses.append(total / len(order))
     return losses, p
 

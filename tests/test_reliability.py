@@ -245,7 +245,7 @@ def test_small_requests_do_not_read_the_memory_counters(monkeypatch):
 
 
 def test_the_estimate_counts_the_training_rows_copied_by_a_validation_split(monkeypatch):
-    import fastbp.model
+    import fastbp.training
     model = fastbp.MLP([2000, 4, 2], seed=0)
     X = np.zeros((20000, 2000), np.float32)
     asked = []
@@ -253,7 +253,7 @@ def test_the_estimate_counts_the_training_rows_copied_by_a_validation_split(monk
     def record(n_bytes, what):
         asked.append(n_bytes)
         raise MemoryError(what)  # stop the fit before it allocates anything
-    monkeypatch.setattr(fastbp.model, "check_fits", record)
+    monkeypatch.setattr(fastbp.training, "check_fits", record)
     with pytest.raises(MemoryError):
         model.fit(X, np.arange(20000) % 2, optimizer=Adam(), batch_size=32, validation_fraction=0.1,
                   strategy="serial", verbose=0)

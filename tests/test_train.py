@@ -25,12 +25,7 @@ def reference_epochs(model, opt, X, Y, batch, epochs):
             value, g = reference_loss_and_flat_grad(expected, X[start:start + batch],
                                                     Y[start:start + batch])
             total += value * len(X[start:start + batch])
-            if isinstance(opt, Adam):
-                p[...], buffers[0], buffers[1] = ref.adam_step(
-                    p, g, buffers[0], buffers[1], step, opt.lr, opt.b1, opt.b2, opt.eps)
-            else:
-                p[...], buffers[0] = ref.sgd_step(p, g, buffers[0], opt.lr, opt.momentum,
-                                                  opt.nesterov)
+            p[...], buffers[...] = ref.optimizer_step(opt, p, g, buffers, step, model.n_coefs)
         losses.append(total / len(X))
     return losses, p
 

@@ -19,6 +19,8 @@ from onnx import TensorProto, helper, numpy_helper
 from ..kernels.activations import ACTIVATIONS
 from ..kernels.losses import LOSSES
 
+__all__ = ["OPSET", "build", "write"]
+
 OPSET = 17  # run by every ONNX Runtime since 1.13
 
 

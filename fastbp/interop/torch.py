@@ -13,6 +13,8 @@ from torch import nn
 
 from ..kernels.activations import ACTIVATIONS
 
+__all__ = ["HardLogistic", "Exp", "to_torch", "from_torch"]
+
 
 class HardLogistic(nn.Module):
     """``clip(z/4 + 1/2, 0, 1)``, fastbp's hard_logistic (``nn.Hardsigmoid`` is ``z/6 + 1/2``)."""

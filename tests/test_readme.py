@@ -94,3 +94,11 @@ def test_relative_links_resolve(page):
         elif anchor and dest.suffix == ".md" and anchor not in heading_anchors(dest):
             broken.append(f"{target}: no heading #{anchor} in {dest.name}")
     assert not broken, f"{page.name}: " + "; ".join(broken)
+
+
+def test_the_api_page_lists_every_registered_activation():
+    from fastbp.kernels.activations import ACTIVATIONS
+    page = (ROOT / "docs" / "api.md").read_text()
+    missing = [name for name in ACTIVATIONS if f"| `{name}`" not in page]
+    assert not missing, f"docs/api.md's activation table lacks {missing}"
+

@@ -180,6 +180,21 @@ def softplus_derivative(a, z, g):
 
 
 @inline
+def silu(z, g):
+    # z·σ(z) (also called swish); for very negative z, e^-z overflows to inf and a → -0
+    t = type(z)
+    return z / (t(1) + fast_exp(-z))
+
+
+@inline
+def silu_derivative(a, z, g):
+    # σ(z)·(1 + z·(1 − σ(z))): not a function of a alone (a has a minimum near z = -1.28)
+    t = type(z)
+    s = t(1) / (t(1) + fast_exp(-z))
+    return s * (t(1) + z * (t(1) - s))
+
+
+@inline
 def hard_logistic(z, g):
     t = type(z)
     v = t(0.25) * z + t(0.5)
@@ -273,6 +288,10 @@ def _onnx_softplus(g, z, gamma, slopes, output):
     return g.op("Add", [g.op("Relu", [z]), log], output=output)
 
 
+def _onnx_silu(g, z, gamma, slopes, output):
+    return g.op("Mul", [z, g.op("Sigmoid", [z])], output=output)
+
+
 def _onnx_hard_logistic(g, z, gamma, slopes, output):
     # clip(z/4 + 1/2, 0, 1)
     v = g.op("Add", [g.op("Mul", [z, g.const("quarter", 0.25)]), g.const("half", 0.5)])
@@ -307,6 +326,7 @@ ACTIVATIONS = {a.name: a for a in [
     Activation("softplus", softplus, softplus_derivative, torch="Softplus",
                torch_args={"beta": 1.0, "threshold": 40.0}, torch_accepts={"threshold": 15.0},
                onnx=_onnx_softplus),
+    Activation("silu", silu, silu_derivative, reads_z=True, torch="SiLU", onnx=_onnx_silu),
     Activation("hard_logistic", hard_logistic, hard_logistic_derivative, kinks=(-2.0, 2.0),
                torch="HardLogistic", onnx=_onnx_hard_logistic),
     Activation("hard_tanh", hard_tanh, hard_tanh_derivative, kinks=(-1.0, 1.0),

@@ -22,6 +22,8 @@ def activate(z, name, g):
         return np.where(z > 0, z, g * (np.exp(z) - 1))
     if name == "softplus":
         return np.log1p(np.exp(z))
+    if name == "silu":
+        return z / (1 + np.exp(-z))
     if name == "hard_logistic":
         return np.clip(0.25 * z + 0.5, 0, 1)
     if name == "hard_tanh":
@@ -51,6 +53,9 @@ def derivative(z, name, g):
         return np.where(z > 0, 1.0, g * np.exp(z))
     if name == "softplus":
         return 1 / (1 + np.exp(-z))
+    if name == "silu":
+        s = 1 / (1 + np.exp(-z))
+        return s + z * s * (1 - s)
     if name == "hard_logistic":
         return np.where((z > -2) & (z < 2), 0.25, 0.0)
     if name == "hard_tanh":

@@ -74,17 +74,18 @@ def _as_numbers(y):
 
 def load_data(source, target=None, synthetic=None, seed=0, need_target=True):
     """``(X, y, feature_names)`` from a CSV, an ``.npz`` (``X``, ``y``) or an embedded name."""
-    import sklearn.datasets as ds
     if target is not None and not str(source).endswith(".csv"):
         raise CLIError(f"--target names a CSV column; {source} is not a .csv file")
     if source == "synthetic" or synthetic is not None:
         if synthetic is None:
             raise CLIError("the synthetic data set needs --make-classification N,F,C")
         n, f, c = synthetic
+        import sklearn.datasets as ds  # here: a mistake in a file is reported without it
         X, y = ds.make_classification(n_samples=n, n_features=f, n_informative=max(2, f // 2),
                                       n_classes=c, random_state=seed)
         return X, y, None
     if source in EMBEDDED:
+        import sklearn.datasets as ds
         X, y = getattr(ds, f"load_{source}")(return_X_y=True)
         return (X / 16.0 if source == "digits" else X), y, None
     path = Path(source)

@@ -131,13 +131,13 @@ def sc_fastbp_kernel():
     X, y = sc_data()
     model = fastbp.MLP(SC_SIZES, activation="tanh", seed=0)
     Y = model.network.check_targets(y, SC_BATCH)
-    grads = np.empty_like(model.params)
+    from fastbp.kernels import records as R
     acts, zs, deltas = model.network.layout.workspace(SC_BATCH, model.dtype)
-    layers, gammas = model.network.layout.layers, model.network.gammas
-    net = model.network.functions()
+    work = R.workspace(acts, zs, deltas, grads=np.empty_like(model.params))
+    network = model.network.record(model.network.functions())
+    settings = R.l2_only(model.dtype)
     forward_backward = specialize.entry("forward_backward", model.dtype)
-    return lambda: forward_backward(net, X, Y, model.params, grads, layers, gammas, 0.0, 0.0,
-                                    float(SC_BATCH), acts, zs, deltas)
+    return lambda: forward_backward(network, settings, X, Y, float(SC_BATCH), work)
 
 
 def sc_fastbp_api():

@@ -25,6 +25,7 @@ import numpy as np
 import fastbp
 from fastbp import specialize
 from fastbp._threads import kernel_threads
+from fastbp.kernels import records as R
 from fastbp.kernels.network import gather_rows
 
 from .distributed import emit
@@ -45,13 +46,14 @@ def steps_timer(row, comm, MPI):
     acts, zs, deltas = layout.workspace(mine, model.dtype)
     grads = [np.zeros(model.n_params + 2, dtype=model.dtype) for _ in range(2)]
     rows = np.arange(mine) + comm.rank * mine
-    net = model.network.functions()
+    network = model.network.record(model.network.functions())
+    no_l2 = R.l2_only(model.dtype)
     forward_backward = specialize.entry("forward_backward", model.dtype)
 
     def step(out):
         xb, yb = gather_rows(X, Y, rows, 0, mine, x_batch, y_batch)
-        out[-2] = forward_backward(net, xb, yb, model.params, out[:model.n_params],
-                                   layout.layers, model.network.gammas, 0.0, 0.0, 1.0, acts, zs, deltas)
+        out[-2] = forward_backward(network, no_l2, xb, yb, 1.0,
+                                   R.workspace(acts, zs, deltas, grads=out[:model.n_params]))
 
     def run(mode, n_steps):
         comm.Barrier()

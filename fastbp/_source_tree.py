@@ -17,8 +17,13 @@ def register_sibling_kernels(package_dir):
     if (Path(package_dir) / "kernels").is_dir() or "fastbp.kernels" in sys.modules:
         return
     sibling = Path(package_dir).parent / "kernels"
-    if importlib.util.find_spec("fastbp.kernels") is not None or not (sibling / "__init__.py").is_file():
-        return  # an editable install's finder already maps it
+    if not (sibling / "__init__.py").is_file():
+        return
+    found = importlib.util.find_spec("fastbp.kernels")
+    if found is not None and found.origin and Path(found.origin).parent.resolve() == sibling.resolve():
+        return  # an editable install of this checkout already maps it
+    # else load the sibling: an editable install of another checkout maps the name to
+    # that checkout's kernels, which would run beside this checkout's Python code
     spec = importlib.util.spec_from_file_location(
         "fastbp.kernels", sibling / "__init__.py", submodule_search_locations=[str(sibling)])
     module = importlib.util.module_from_spec(spec)

@@ -16,6 +16,7 @@ from . import specialize
 from ._threads import kernel_threads, parts_for, threads_for
 from ._validation import check_array, magnitude_limit, too_large
 from .kernels import network_functions as NF
+from .kernels import records as R
 from .kernels.activations import ACTIVATIONS
 from .kernels.checks import all_finite
 from .kernels.losses import LOSSES
@@ -228,12 +229,11 @@ class Network:
             acts, zs, _ = self.layout.workspace(rows, self.dtype, n_workers=workers)
             with kernel_threads(workers, 1):  # BLAS single-threaded inside the prange
                 specialize.entry("predict_rows_parallel", self.dtype)(
-                    net, X, self.params, self.layout.layers, self.gammas, acts, zs, out)
+                    self.record(net), X, acts, zs, out)
         else:
             acts, zs, _ = self.layout.workspace(rows, self.dtype)
             with kernel_threads(None, 1):
-                specialize.entry("predict_rows", self.dtype)(
-                    net, X, self.params, self.layout.layers, self.gammas, acts, zs, out)
+                specialize.entry("predict_rows", self.dtype)(self.record(net), X, acts, zs, out)
         if not all_finite(out.reshape(-1)):
             bad = int((~np.isfinite(out)).any(axis=1).sum())
             raise ValueError(f"the forward pass overflowed for {bad} of {n} rows (outputs NaN "
@@ -254,8 +254,8 @@ class Network:
         acts, zs, _ = self.layout.workspace(min(X.shape[0], PREDICT_CHUNK), self.dtype)
         net = self.functions(slots=NF.EVALUATE)
         with kernel_threads(None, 1):
-            loss = specialize.entry("evaluate_rows", self.dtype)(
-                net, X, Y, self.params, self.layout.layers, self.gammas, acts, zs, out)
+            loss = specialize.entry("evaluate_rows", self.dtype)(self.record(net), X, Y, acts, zs,
+                                                                 out)
         if self.targets == "labels":
             return {"loss": loss, "accuracy": float(np.mean(out.argmax(1) == Y.argmax(1)))}
         if self.targets == "unit":
@@ -275,11 +275,16 @@ class Network:
         acts, zs, deltas = workspace
         net = self.functions(slots=NF.GRADIENT) if functions is None else functions
         return specialize.entry("forward_backward", self.dtype)(
-            net, X, Y, self.params, grads, self.layout.layers, self.gammas, float(l2),
-            float(l2_per_weight), float(X.shape[0] if norm is None else norm),
-            acts, zs, deltas)
+            self.record(net), R.l2_only(self.dtype, l2, l2_per_weight), X, Y,
+            float(X.shape[0] if norm is None else norm),
+            R.workspace(acts, zs, deltas, grads=grads))
 
     def update(self, optimizer, state, grads, step, functions):
         """Apply ``optimizer``'s rule to ``params`` with ``grads`` (the step'th update)."""
         specialize.entry("apply_update", self.dtype)(
-            functions, self.params, grads, state.buffers, optimizer.hyper(), step, state.n_decay)
+            self.record(functions),
+            R.settings(state.buffers, optimizer.hyper(), step - 1, state.n_decay), grads)
+
+    def record(self, functions):
+        """The entry kernels' ``records.network`` of this network with ``functions()``."""
+        return R.network(functions, self.params, self.layout.layers, self.gammas)

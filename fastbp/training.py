@@ -31,6 +31,7 @@ from . import specialize
 from ._guard import BestWeights, deferred_interrupt
 from ._threads import kernel_threads, parts_for, threads_for
 from ._validation import check_fraction, check_int
+from .kernels import records as R
 from .kernels.losses import batch_weight
 from .kernels.network import finish_summed_step, gather_rows
 from .memory import check_fits
@@ -181,37 +182,41 @@ class KernelEpochs:
         name = {"sharded": "train_epoch_sharded", "columns": "train_epoch_columns"}.get(
             strategy, "train_epoch")
         self.epoch = specialize.entry(name, network.dtype)
-        self.net = network.functions(optimizer.rule)
+        self.network_record = network.record(network.functions(optimizer.rule))
         dtype, layout = network.dtype, network.layout
+        self.columns = None
         if strategy == "sharded":
             rows = -(-batch_size // parts)
-            self.buffers = (np.empty((parts, network.n_params), dtype=dtype),)
-            self.workspace = (np.empty((parts, rows * X.shape[1]), dtype=dtype),
-                              np.empty((parts, rows * Y.shape[1]), dtype=dtype),
-                              *layout.workspace(rows, dtype, n_workers=parts),
-                              np.empty(parts))
+            self.work = R.workspace(*layout.workspace(rows, dtype, n_workers=parts),
+                                    grads=np.empty((parts, network.n_params), dtype=dtype),
+                                    x_batch=np.empty((parts, rows * X.shape[1]), dtype=dtype),
+                                    y_batch=np.empty((parts, rows * Y.shape[1]), dtype=dtype),
+                                    sums=np.empty(parts))
             return
-        self.buffers = (np.empty_like(network.params),)
-        self.workspace = (np.empty(batch_size * X.shape[1], dtype=dtype),
-                          np.empty(batch_size * Y.shape[1], dtype=dtype),
-                          *layout.workspace(batch_size, dtype))
+        self.work = R.workspace(*layout.workspace(batch_size, dtype),
+                                grads=np.empty_like(network.params),
+                                x_batch=np.empty(batch_size * X.shape[1], dtype=dtype),
+                                y_batch=np.empty(batch_size * Y.shape[1], dtype=dtype),
+                                sums=np.empty(parts))
         if strategy == "columns":
-            self.workspace += (unit_bounds(layout, parts),
-                               *layout.workspace(batch_size, dtype, n_workers=parts),
-                               np.empty(parts), np.array([1, 0, 1, 1], dtype=dtype),
-                               np.empty_like(network.params), np.empty_like(state.buffers))
+            self.columns = R.columns(unit_bounds(layout, parts),
+                                     *layout.workspace(batch_size, dtype, n_workers=parts),
+                                     np.array([1, 0, 1, 1], dtype=dtype),
+                                     np.empty_like(network.params), np.empty_like(state.buffers))
 
     def n_steps(self, perm):
         return -(-perm.shape[0] // self.batch_size)
 
     def run(self, perm, first, stop):
         """Steps ``first..stop-1`` of the epoch over ``perm``; returns their mean loss."""
-        b, network, optimizer, state = self.batch_size, self.network, self.optimizer, self.state
+        b, optimizer, state = self.batch_size, self.optimizer, self.state
         # read at every call: a schedule may change the learning rate between epochs
-        return self.epoch(self.net, self.X, self.Y, perm[first * b:stop * b], b,
-                          network.params, *self.buffers, state.buffers, network.layout.layers,
-                          network.gammas, optimizer.l2, self.l2_per_weight, optimizer.hyper(),
-                          state.step, state.n_decay, *self.workspace)
+        settings = R.settings(state.buffers, optimizer.hyper(), state.step, state.n_decay,
+                              optimizer.l2, self.l2_per_weight)
+        data = R.data(self.X, self.Y, perm[first * b:stop * b], b)
+        if self.columns is None:
+            return self.epoch(self.network_record, settings, data, self.work)
+        return self.epoch(self.network_record, settings, data, self.work, self.columns)
 
 
 class SummedSteps:

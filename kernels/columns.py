@@ -116,11 +116,3 @@ def layer_input(x_batch, acts, layers, l):
         return x_batch
     return acts[block_start(acts, layers, l - 1):]
 
-
-@kernel
-def add_l2(params, grads, l2, lo, hi):
-    """``grads[lo:hi] += l2 · params[lo:hi]``."""
-    p, g = params[lo:hi], grads[lo:hi]
-    l2_ = type(params[0])(l2)
-    for i in range(p.shape[0]):
-        g[i] += l2_ * p[i]

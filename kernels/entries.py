@@ -1,11 +1,17 @@
 """The entry kernels: what the Python layer calls, compiled once and shared by every network.
 
-Each takes ``net``, the int64 array of the addresses of the network's own
-functions (activations, loss, optimizer rule; see ``network_functions``), and
-the network's layout (``network``). None of them contains an activation, a
-loss or an optimizer: those are reached through ``net``, so these kernels are
-compiled once per machine and dtype (and cached on disk), and a network with
-new activations compiles only its own small functions.
+Each takes the network as a record (``records.network``): ``net``, the int64
+array of the addresses of the network's own functions (activations, loss,
+optimizer rule; see ``network_functions``), its parameters and its layout
+(``network``); and the rest as the other records of ``records`` (the
+settings of the optimizer step, the data, the workspace). None of them
+contains an activation, a loss or an optimizer: those are reached through
+``net``, so these kernels are compiled once per machine and dtype (and cached
+on disk), and a network with new activations compiles only its own small
+functions.
+
+An entry unpacks its records first thing; the kernels below it take arrays, so
+each is compiled once for all the entries that call it.
 """
 import numpy as np
 from numba import prange
@@ -17,7 +23,7 @@ from .blas_threads import single_threaded_blas
 from .losses import batch_weight
 from .network import (B_OFF, FAN_IN, FAN_OUT, G_OFF, KEEPS_Z, KIND, UNIT_OFF, W_OFF, block,
                       copy_rows, gather_rows, layer_blocks, layer_params)
-from .layers import gradients_with_l2
+from .layers import add_l2, bias_gradient, gradients_with_l2, sum_squares
 from .network_functions import (HIDDEN_BACKWARD, HIDDEN_FORWARD, OUTPUT_DELTA, OUTPUT_FORWARD,
                                 OUTPUT_LOSS, UPDATE, network_function)
 
@@ -58,9 +64,16 @@ def forward_pass(net, x, params, layers, gammas, acts, zs):
 
 
 @kernel
-def forward_backward(net, x, y, params, grads, layers, gammas, l2, l2_per_weight, norm, acts,
-                     zs, deltas):
-    """``loss_and_gradient`` as an entry of its own (``MLP.loss_and_grad``, L-BFGS, MPI)."""
+def forward_backward(network, settings, x, y, norm, work):
+    """``loss_and_gradient`` of the rows ``x``, ``y`` into the workspace's ``grads``, as an
+    entry of its own (``MLP.loss_and_grad``, L-BFGS, MPI).
+
+    ``settings`` gives the L2 terms (``records.l2_only``); ``norm`` is the
+    batch's total weight.
+    """
+    net, params, layers, gammas = network
+    _, _, _, _, l2, l2_per_weight = settings
+    acts, zs, deltas, grads, _, _, _ = work
     return loss_and_gradient(net, x, y, params, grads, layers, gammas, l2, l2_per_weight, norm,
                              acts, zs, deltas)
 
@@ -121,22 +134,24 @@ def loss_and_gradient(net, x, y, params, grads, layers, gammas, l2, l2_per_weigh
 
 
 @kernel
-def apply_update(net, params, grads, state, hyper, step, n_decay):
-    """One optimizer step on the whole buffer (``step`` is 1-based), L2 already in ``grads``."""
+def apply_update(network, settings, grads):
+    """Optimizer step number ``step + 1`` of ``settings`` on the whole buffer, L2 already in
+    ``grads``."""
+    net, params, _, _ = network
+    state, hyper, step, n_decay, _, _ = settings
     update = network_function(net[UPDATE], UPDATE, params)
-    update(params, grads, state, hyper, step, n_decay, 0, params.shape[0], 0.0)
+    update(params, grads, state, hyper, step + 1, n_decay, 0, params.shape[0], 0.0)
 
 
 @kernel
-def train_epoch(net, X, Y, perm, batch_size, params, grads, state, layers, gammas, l2,
-                l2_per_weight, hyper, step, n_decay, x_batch, y_batch, acts, zs, deltas):
+def train_epoch(network, settings, data, work):
     """One epoch of minibatch training, in place, in a single call.
 
     For each minibatch of ``perm`` (in order): gather its rows of ``X`` and
     ``Y`` into ``x_batch``/``y_batch``, forward, backward, and one optimizer
     step (``step`` is the number of updates done before this epoch). Nothing is
     allocated inside the step loop. ``Y`` may carry a last column of sample
-    weights; ``l2``/``l2_per_weight`` are those of ``forward_backward``.
+    weights; the L2 terms are those of ``loss_and_gradient``.
 
     Returns
     -------
@@ -146,6 +161,10 @@ def train_epoch(net, X, Y, perm, batch_size, params, grads, state, layers, gamma
         finite: the epoch stops there, before that batch's update, so the
         parameters are those of the last finite step.
     """
+    net, params, layers, gammas = network
+    X, Y, perm, batch_size = data
+    state, hyper, step, n_decay, l2, l2_per_weight = settings
+    acts, zs, deltas, grads, x_batch, y_batch, _ = work
     update = network_function(net[UPDATE], UPDATE, params)
     n = perm.shape[0]
     total = 0.0
@@ -165,9 +184,7 @@ def train_epoch(net, X, Y, perm, batch_size, params, grads, state, layers, gamma
 
 
 @parallel_kernel
-def train_epoch_sharded(net, X, Y, perm, batch_size, params, shard_grads, state, layers, gammas,
-                        l2, l2_per_weight, hyper, step, n_decay, x_batch, y_batch, acts, zs,
-                        deltas, shard_loss):
+def train_epoch_sharded(network, settings, data, work):
     """One epoch like ``train_epoch``, each minibatch split into shards.
 
     Every step splits the minibatch into ``n_shards`` contiguous shards of the
@@ -178,17 +195,18 @@ def train_epoch_sharded(net, X, Y, perm, batch_size, params, shard_grads, state,
     the optimizer update runs over the flat buffer in parallel slices, fused
     with that sum. BLAS runs single-threaded inside.
 
-    Parameters
-    ----------
-    shard_grads : (n_shards, n_params) array
-        One private gradient buffer per shard.
-    x_batch, y_batch, acts, zs, deltas : (n_shards, size) arrays
-        One workspace row per shard, for up to ``ceil(batch_size / n_shards)`` rows.
-    shard_loss : (n_shards,) float64 array, scratch
+    ``work`` has one row per shard: ``grads`` ``(n_shards, n_params)``, one
+    private gradient buffer per shard, and ``x_batch``, ``y_batch``, ``acts``,
+    ``zs``, ``deltas`` ``(n_shards, size)`` for up to ``ceil(batch_size /
+    n_shards)`` rows; ``sums`` ``(n_shards,)`` receives the shards' losses.
 
     Other parameters and the return value are those of ``train_epoch``. The
     L2 term is added by the last shard only (it is never empty).
     """
+    net, params, layers, gammas = network
+    X, Y, perm, batch_size = data
+    state, hyper, step, n_decay, l2, l2_per_weight = settings
+    acts, zs, deltas, shard_grads, x_batch, y_batch, shard_loss = work
     update = network_function(net[UPDATE], UPDATE, params)
     n = perm.shape[0]
     n_outputs = layers[-1, FAN_OUT]
@@ -243,8 +261,9 @@ def _shard(net, k, n_shards, X, Y, perm, start, n_rows, params, grads, layers, g
         return 0.0
     last = k == n_shards - 1
     xb, yb = gather_rows(X, Y, perm, start + lo, hi - lo, x_batch, y_batch)
-    return forward_backward(net, xb, yb, params, grads, layers, gammas, l2 if last else 0.0,
-                            l2_per_weight if last else 0.0, norm, acts, zs, deltas)
+    # loss_and_gradient itself, not forward_backward: records stop at the entry kernels
+    return loss_and_gradient(net, xb, yb, params, grads, layers, gammas, l2 if last else 0.0,
+                             l2_per_weight if last else 0.0, norm, acts, zs, deltas)
 
 
 # ------------------------------------------------ the column-split epoch (see columns.py)
@@ -268,11 +287,9 @@ def _hidden_forward_part(net, p, l, n_rows, params, gammas, layers, bounds, x_ba
     hidden_forward(layers[l, KIND], z_own, b[c0:c1],
                    C.own_slopes(params, gammas, layers, l, c0, c1), z_own, a_own)
     C.copy_columns(a_own, block(acts, layers, l, n_rows), c0)
-    squares = 0.0
-    if l2 != 0:
-        for i in range(panel, panel + fan_in * width):
-            squares += params[i] * params[i]
-    return squares
+    if l2 == 0:
+        return 0.0
+    return sum_squares(params[panel:panel + fan_in * width], 0.0)
 
 
 @kernel
@@ -323,20 +340,17 @@ def _output_backward_part(net, p, n_rows, params, grads, gammas, layers, bounds,
     fan_in, fan_out = layers[last, FAN_IN], layers[last, FAN_OUT]
     r0, r1 = bounds[last - 1, p], bounds[last - 1, p + 1]
     if p == 0:
-        delta = block(deltas, layers, last, n_rows)
         _, db, _ = layer_params(grads, gammas, layers, last)
-        db[:] = 0
-        for i in range(n_rows):
-            for j in range(fan_out):
-                db[j] += delta[i, j]
+        bias_gradient(block(deltas, layers, last, n_rows), db)
     if r1 == r0:
         return
     w_lo = layers[last, W_OFF] + r0 * fan_out
+    w_hi = w_lo + (r1 - r0) * fan_out
     gemm(TRANS, NO_TRANS, r1 - r0, fan_out, n_rows,
          acts[C.block_start(acts, layers, last - 1) + r0:], fan_in,
          deltas[C.block_start(deltas, layers, last):], fan_out, grads[w_lo:], fan_out, alpha_beta)
     if l2 != 0:
-        C.add_l2(params, grads, l2, w_lo, w_lo + (r1 - r0) * fan_out)
+        add_l2(params[w_lo:w_hi], grads[w_lo:w_hi], type(params[0])(l2))
     _propagate_part(net, p, last, n_rows, params, grads, gammas, layers, bounds, deltas,
                     priv_acts, priv_zs, priv_deltas, alpha_beta)
 
@@ -359,13 +373,10 @@ def _hidden_backward_part(net, p, l, n_rows, params, grads, gammas, layers, boun
         gemm(TRANS, NO_TRANS, fan_in, width, n_rows, C.layer_input(x_batch, acts, layers, l),
              fan_in, d_own.reshape(n_rows * width), width, grads[panel:], width, alpha_beta)
         if l2 != 0:
-            C.add_l2(params, grads, l2, panel, panel + fan_in * width)
+            size = fan_in * width
+            add_l2(params[panel:panel + size], grads[panel:panel + size], type(params[0])(l2))
         _, db, _ = layer_params(grads, gammas, layers, l)
-        for j in range(c0, c1):
-            db[j] = 0
-        for i in range(n_rows):
-            for j in range(width):
-                db[c0 + j] += d_own[i, j]
+        bias_gradient(d_own, db[c0:c1])
     if l > 0:
         _propagate_part(net, p, l, n_rows, params, grads, gammas, layers, bounds, deltas,
                         priv_acts, priv_zs, priv_deltas, alpha_beta)
@@ -422,17 +433,13 @@ def _output_step(net, n_rows, yb, params, grads, gammas, layers, acts, zs, delta
         for p in range(squares.shape[0]):
             penalty += squares[p]
         for k in range(W_out.shape[0]):
-            for j in range(W_out.shape[1]):
-                penalty += W_out[k, j] * W_out[k, j]
+            penalty = sum_squares(W_out[k], penalty)
         loss += 0.5 * lam * penalty
     return loss
 
 
 @parallel_kernel
-def train_epoch_columns(net, X, Y, perm, batch_size, params, grads, state, layers, gammas, l2,
-                        l2_per_weight, hyper, step, n_decay, x_batch, y_batch, acts, zs,
-                        deltas, bounds, priv_acts, priv_zs, priv_deltas, squares, alpha_beta,
-                        packed_params, packed_state):
+def train_epoch_columns(network, settings, data, work, columns):
     """One epoch like ``train_epoch``, each hidden layer's units split into parts.
 
     See ``columns`` for the phases of a step. Every ``prange`` body is one
@@ -441,22 +448,27 @@ def train_epoch_columns(net, X, Y, perm, batch_size, params, grads, state, layer
 
     Parameters
     ----------
-    bounds : (n_layers, n_parts + 1) int64 array
-        Row ``l`` (for every hidden layer) splits its units into one
-        contiguous block per part; the output layer's row is not read.
-    x_batch, y_batch, acts, zs, deltas : flat workspaces for ``batch_size`` rows,
-        shared by the parts (as for ``train_epoch``)
-    priv_acts, priv_zs, priv_deltas : (n_parts, size) arrays
-        Each part's scratch, laid out like ``acts``.
-    squares : (n_parts,) float64 array, scratch
-    alpha_beta : ``[1, 0, 1, 1]`` in the parameters' dtype (GEMM's alpha and
-        beta: overwrite, then accumulate)
-    packed_params, packed_state : scratch shaped like ``params`` and ``state``
-        (the panel-ordered copies; ``grads`` is used in panel order directly)
+    work : records.workspace
+        Flat workspaces for ``batch_size`` rows, shared by the parts (as for
+        ``train_epoch``); ``sums`` ``(n_parts,)`` is scratch.
+    columns : records.columns
+        ``bounds`` ``(n_layers, n_parts + 1)`` int64: row ``l`` (for every
+        hidden layer) splits its units into one contiguous block per part
+        (the output layer's row is not read); ``priv_acts``, ``priv_zs``,
+        ``priv_deltas`` ``(n_parts, size)``, each part's scratch laid out like
+        ``acts``; ``alpha_beta`` ``[1, 0, 1, 1]`` in the parameters' dtype
+        (GEMM's alpha and beta: overwrite, then accumulate); ``packed_params``,
+        ``packed_state`` shaped like ``params`` and ``state`` (the
+        panel-ordered copies; ``grads`` is used in panel order directly).
 
     The network needs at least one hidden layer. Other parameters and the
     return value are those of ``train_epoch``.
     """
+    net, params, layers, gammas = network
+    X, Y, perm, batch_size = data
+    state, hyper, step, n_decay, l2, l2_per_weight = settings
+    acts, zs, deltas, grads, x_batch, y_batch, squares = work
+    bounds, priv_acts, priv_zs, priv_deltas, alpha_beta, packed_params, packed_state = columns
     n = perm.shape[0]
     n_parts = bounds.shape[1] - 1
     last = layers.shape[0] - 1
@@ -507,8 +519,13 @@ def train_epoch_columns(net, X, Y, perm, batch_size, params, grads, state, layer
 
 # ------------------------------------------------------------------ prediction
 @kernel
-def predict_rows(net, X, params, layers, gammas, acts, zs, out):
-    """Forward all rows of ``X`` into ``out``, in chunks of the workspace's capacity."""
+def predict_rows(network, X, acts, zs, out):
+    """Forward all rows of ``X`` into ``out``, in chunks of the workspace's capacity.
+
+    The prediction entries take ``acts`` and ``zs`` themselves, the only buffers
+    they use, rather than a workspace record.
+    """
+    net, params, layers, gammas = network
     n = X.shape[0]
     total_units = layers[-1, UNIT_OFF] + layers[-1, FAN_OUT]
     chunk = acts.shape[0] // total_units
@@ -518,14 +535,16 @@ def predict_rows(net, X, params, layers, gammas, acts, zs, out):
 
 
 @parallel_kernel
-def predict_rows_parallel(net, X, params, layers, gammas, acts, zs, out):
+def predict_rows_parallel(network, X, acts, zs, out):
     """Forward all rows of ``X`` into ``out``, the chunks spread over workers.
 
-    ``acts`` and ``zs`` hold one workspace row per worker; worker ``w`` takes
-    chunks ``w, w + n_workers, ...`` of the workspace's capacity. The chunks
-    are those of ``predict_rows`` with the same capacity, and each is computed
-    exactly as there: the result does not depend on the number of workers.
+    ``acts`` and ``zs`` hold one workspace row per worker; worker
+    ``w`` takes chunks ``w, w + n_workers, ...`` of the workspace's capacity.
+    The chunks are those of ``predict_rows`` with the same capacity, and each
+    is computed exactly as there: the result does not depend on the number of
+    workers.
     """
+    net, params, layers, gammas = network
     n_workers = acts.shape[0]
     for q in prange(n_workers):
         w = np.int64(q)  # prange counts in uint64: one signature for the callee
@@ -546,12 +565,13 @@ def _predict_worker(net, w, n_workers, X, params, layers, gammas, acts, zs, out)
 
 
 @kernel
-def evaluate_rows(net, X, Y, params, layers, gammas, acts, zs, out):
+def evaluate_rows(network, X, Y, acts, zs, out):
     """Forward all rows of ``X`` into ``out`` and return the mean loss against ``Y``.
 
     In the chunks of ``predict_rows``; the loss is the same as in training
     (without any L2 penalty), divided by the number of rows.
     """
+    net, params, layers, gammas = network
     output_loss = network_function(net[OUTPUT_LOSS], OUTPUT_LOSS, params)
     n = X.shape[0]
     total_units = layers[-1, UNIT_OFF] + layers[-1, FAN_OUT]

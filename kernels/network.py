@@ -16,6 +16,7 @@ The network is described by data, not objects:
     ``(n_rows, fan_out)`` for any ``n_rows ≤ capacity``.
 """
 from ._config import kernel
+from .layers import add_l2, sum_squares
 
 FAN_IN = 0
 FAN_OUT = 1
@@ -120,10 +121,7 @@ def finish_summed_step(summed, params, n_coefs, l2, l2_per_weight):
     loss = summed[n] / weight
     lam = l2 + l2_per_weight / weight
     if lam != 0:
-        lam_ = type(params[0])(lam)
-        penalty = 0.0
-        for i in range(n_coefs):
-            grads[i] += lam_ * params[i]
-            penalty += params[i] * params[i]
-        loss += 0.5 * lam * penalty
+        coefs = params[:n_coefs]
+        add_l2(coefs, grads[:n_coefs], type(params[0])(lam))
+        loss += 0.5 * lam * sum_squares(coefs, 0.0)
     return loss

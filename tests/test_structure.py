@@ -153,3 +153,59 @@ def test_user_facing_modules_leak_no_imported_helpers(name):
                        and (getattr(module, n).__name__ == f"{name}.{n}"  # its own submodule
                             or not getattr(module, n).__name__.startswith("fastbp")))]
     assert not leaked, f"{name} shows imported helpers as public attributes: {leaked}"
+
+
+# ---------------------------------------------------------------- the kernels' records
+# What an entry kernel may call a record's field when it unpacks it; any other name is a
+# field read in the wrong place of the tuple.
+RECORD_FIELDS = {"network": "NETWORK", "settings": "SETTINGS", "data": "DATA",
+                 "work": "WORKSPACE", "columns": "COLUMNS"}
+FIELD_ALIASES = {("work", "grads"): {"shard_grads"}, ("work", "sums"): {"shard_loss", "squares"}}
+
+
+def misread_fields(tree):
+    """``(line, record, position, name)`` for each unpacked name that is not its field."""
+    from fastbp.kernels import records
+    found, unpacked = [], 0
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Name)
+                and node.value.id in RECORD_FIELDS and isinstance(node.targets[0], ast.Tuple)):
+            continue
+        unpacked += 1
+        record = node.value.id
+        fields = getattr(records, RECORD_FIELDS[record])
+        names = [t.id for t in node.targets[0].elts]
+        if len(names) != len(fields):
+            found.append((node.lineno, record, len(names), "wrong length"))
+        for k, (name, field) in enumerate(zip(names, fields)):
+            if name not in ("_", field) and name not in FIELD_ALIASES.get((record, field), ()):
+                found.append((node.lineno, record, k, name))
+    return found, unpacked
+
+
+def test_entry_kernels_unpack_records_in_field_order():
+    found, unpacked = misread_fields(ast.parse((ROOT / "kernels" / "entries.py").read_text()))
+    assert unpacked >= 8  # every entry kernel unpacks its records
+    assert found == []
+
+
+def test_the_record_check_catches_swapped_fields():
+    swapped = ast.parse("def f(network, work):\n    net, layers, params, gammas = network\n"
+                        "    acts, zs = work\n")
+    found, _ = misread_fields(swapped)
+    assert (2, "network", 1, "layers") in found and (2, "network", 2, "params") in found
+    assert (3, "work", 2, "wrong length") in found
+
+
+def test_record_builders_follow_the_field_lists():
+    import numpy as np
+    from fastbp.kernels import records as R
+    a = np.zeros(3)
+    assert len(R.network(a, a, a, a)) == len(R.NETWORK)
+    assert len(R.settings(a, a, 1, 2)) == len(R.SETTINGS) == len(R.l2_only(np.float64))
+    assert len(R.data(a, a, a, 4)) == len(R.DATA)
+    assert len(R.workspace(a, a)) == len(R.WORKSPACE)
+    assert len(R.columns(*[a] * 7)) == len(R.COLUMNS)
+    # scalars become Python numbers: a NumPy scalar would compile the entry kernel again
+    settings = R.settings(a, a, np.int64(3), np.int32(1), np.float32(0.5), 0)
+    assert [type(v) for v in settings[2:]] == [int, int, float, float]

@@ -5,7 +5,6 @@ import pytest
 from conftest import DTYPES, assert_close, reference_gammas, reference_loss_and_flat_grad
 import reference as ref
 import fastbp
-from fastbp import specialize
 from fastbp._threads import kernel_threads
 from fastbp.optim import SGD, Adam, AdamW
 from fastbp.strategy import thread_counts
@@ -178,14 +177,11 @@ def test_sample_weights_equal_repeated_rows_and_scale_l2_by_batch_weight(dtype):
     X = rng.standard_normal((5, 4)).astype(dtype)
     Y = model.network.check_targets(rng.integers(0, 3, 5), 5)
     w = np.array([1, 3, 2, 1, 2])
-    layers, gammas = model.network.layout.layers, model.network.gammas
 
     def loss_grad(X, Y, l2, l2_per_weight, norm):
         grads = np.empty_like(model.params)
-        acts, zs, deltas = model.network.layout.workspace(X.shape[0], dtype)
-        loss = specialize.entry("forward_backward", dtype)(
-            model.network.functions(), X, Y, model.params, grads, layers, gammas, l2, l2_per_weight, norm,
-            acts, zs, deltas)
+        workspace = model.network.layout.workspace(X.shape[0], dtype)
+        loss = model.network.gradient(X, Y, grads, workspace, l2, l2_per_weight, norm)
         return loss, grads
 
     weighted = loss_grad(X, np.column_stack([Y, w]).astype(dtype), 0.0, 0.7, float(w.sum()))

@@ -9,11 +9,11 @@ import warnings
 import numpy as np
 
 import fastbp
-from bench.grid import GRID, LR, MOMENTUM, make_data
+from bench.grid import LR, MOMENTUM, case, make_data
 
 
 def fastbp_epoch(row, strategy="auto", n_jobs=None):
-    sizes, batch, _ = GRID[row]
+    sizes, batch, _ = case(row)
     X, y = make_data(row)
     model = fastbp.MLP(sizes, activation="relu", seed=0)
     opt = fastbp.optim.SGD(lr=LR, momentum=MOMENTUM)
@@ -27,7 +27,7 @@ def fastbp_epoch(row, strategy="auto", n_jobs=None):
 
 def numpy_epoch(row):
     """The straightforward per-step NumPy implementation (float32, BLAS via ``@``)."""
-    sizes, batch, n = GRID[row]
+    sizes, batch, n = case(row)
     X, y = make_data(row)
     rng = np.random.default_rng(0)
     Ws = [rng.uniform(-1, 1, (a, b)).astype(np.float32) * np.float32(np.sqrt(6 / (a + b)))
@@ -64,7 +64,7 @@ def numpy_epoch(row):
 def sklearn_epoch(row):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
-    sizes, batch, _ = GRID[row]
+    sizes, batch, _ = case(row)
     X, y = make_data(row)
     clf = MLPClassifier(hidden_layer_sizes=sizes[1:-1], solver="sgd", momentum=MOMENTUM,
                         nesterovs_momentum=False, learning_rate_init=LR, batch_size=batch,
@@ -91,7 +91,7 @@ def torch_network(sizes, hidden="relu"):
 def torch_epoch(row, threads=None):
     """nn.Sequential + CrossEntropyLoss + SGD(momentum); ``threads`` None = torch's default."""
     import torch
-    sizes, batch, n = GRID[row]
+    sizes, batch, n = case(row)
     X, y = make_data(row)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     torch.manual_seed(0)
@@ -112,6 +112,68 @@ def torch_epoch(row, threads=None):
                 opt.step()
         finally:
             torch.set_num_threads(previous)
+    return epoch
+
+
+def jax_params(sizes, seed=0):
+    """Glorot-uniform weights and zero biases as a list of ``(W, b)`` float32 arrays."""
+    import jax.numpy as jnp
+    rng = np.random.default_rng(seed)
+    return [(jnp.asarray(rng.uniform(-1, 1, (a, b)).astype(np.float32)
+                         * np.float32(np.sqrt(6 / (a + b)))), jnp.zeros(b, jnp.float32))
+            for a, b in zip(sizes[:-1], sizes[1:])]
+
+
+def jax_loss(hidden="relu"):
+    """Mean softmax cross-entropy of integer labels, the hidden layers ``hidden``."""
+    import jax
+    import jax.numpy as jnp
+    act = {"relu": jax.nn.relu, "tanh": jnp.tanh}[hidden]
+
+    def loss(params, x, y):
+        for W, b in params[:-1]:
+            x = act(x @ W + b)
+        W, b = params[-1]
+        logp = jax.nn.log_softmax(x @ W + b)
+        return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+    return loss
+
+
+def jax_epoch(row):
+    """The whole epoch as one jitted ``lax.scan`` over the shuffled minibatches.
+
+    SGD with momentum (``v = μv - lr·g``, ``p += v``) on donated buffers; a
+    last, smaller minibatch (when the batch size does not divide the rows) is
+    one more jitted step, compiled in the warm-up like the scan.
+    """
+    import jax
+    import jax.numpy as jnp
+    sizes, batch, n = case(row)
+    X, y = make_data(row)
+    Xj, yj = jnp.asarray(X), jnp.asarray(y.astype(np.int32))
+    grad = jax.grad(jax_loss())
+
+    def step(carry, idx):
+        params, velocity = carry
+        g = grad(params, Xj[idx], yj[idx])
+        velocity = jax.tree_util.tree_map(lambda v, d: MOMENTUM * v - LR * d, velocity, g)
+        params = jax.tree_util.tree_map(lambda p, v: p + v, params, velocity)
+        return (params, velocity), None
+
+    scan_epoch = jax.jit(lambda carry, batches: jax.lax.scan(step, carry, batches)[0],
+                         donate_argnums=0)
+    last_step = jax.jit(lambda carry, idx: step(carry, idx)[0], donate_argnums=0)
+    params = jax_params(sizes)
+    state = {"carry": (params, jax.tree_util.tree_map(jnp.zeros_like, params))}
+    rng = np.random.default_rng(0)
+    full = n // batch
+
+    def epoch():
+        perm = rng.permutation(n).astype(np.int32)
+        carry = scan_epoch(state["carry"], perm[:full * batch].reshape(full, batch))
+        if full * batch < n:
+            carry = last_step(carry, perm[full * batch:])
+        state["carry"] = jax.block_until_ready(carry)
     return epoch
 
 
@@ -159,3 +221,14 @@ def sc_torch():
         net.zero_grad()
         loss_fn(net(Xt), yt).backward()
     return loss_grad
+
+
+def sc_jax():
+    """One jitted ``value_and_grad`` of the SC network."""
+    import jax
+    import jax.numpy as jnp
+    X, y = sc_data()
+    Xj, yj = jnp.asarray(X), jnp.asarray(y.astype(np.int32))
+    params = jax_params(SC_SIZES)
+    loss_grad = jax.jit(jax.value_and_grad(jax_loss("tanh")))
+    return lambda: jax.block_until_ready(loss_grad(params, Xj, yj))

@@ -2,9 +2,12 @@
 
 Measures, in this process and this run: the float32 GEMM rate (2048³), one
 training epoch of every grid row for fastbp (each strategy), the NumPy
-reference, scikit-learn and PyTorch (1 thread and its default), the SC loss +
-gradient case, 1- vs 2-thread scaling, prediction throughput, peak memory of a
+reference, scikit-learn, PyTorch (1 thread and its default) and JAX (the whole
+epoch as one jitted ``lax.scan``), the SC loss + gradient case, 1- vs 2-thread scaling, prediction throughput, peak memory of a
 fit and the cold-start times. Prints one table and writes it as JSON.
+``--plot PATH`` adds the width sweep (784-w-w-10, w = 32 … 2048): GFLOP/s of
+fastbp, PyTorch and JAX against the hidden width, with the GEMM rate as the
+limit, drawn into PATH.
 """
 import argparse
 import datetime
@@ -22,7 +25,7 @@ import numpy as np
 
 import fastbp
 from bench import baselines
-from bench.grid import GRID, flops_per_epoch, make_data
+from bench.grid import GRID, SWEEP_WIDTHS, case, flops_per_epoch, make_data, sweep_case
 
 STRATEGIES = ("serial", "blas", "sharded", "columns")
 
@@ -39,9 +42,15 @@ def median_time(fn, repeats, warmup=1):
 
 
 def gemm_rate(repeats=5):
+    """GFLOP/s of a 2048³ float32 product: the faster of NumPy's BLAS and PyTorch's."""
     a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
     b = a.copy()
-    return 2 * 2048 ** 3 / median_time(lambda: a @ b, repeats) / 1e9
+    best = median_time(lambda: a @ b, repeats)
+    if has("torch"):
+        import torch
+        at, bt = torch.from_numpy(a), torch.from_numpy(b)
+        best = min(best, median_time(lambda: at @ bt, repeats))
+    return 2 * 2048 ** 3 / best / 1e9
 
 
 def has(module):
@@ -69,19 +78,67 @@ def interleaved_medians(runners, repeats):
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def epoch_row(row, repeats, with_numpy=True):
+def epoch_row(row, repeats, with_numpy=True, strategies=STRATEGIES, with_sklearn=True):
     """Median epoch times of every implementation for one grid row, measured interleaved."""
     runners = {f"fastbp-{strategy}": baselines.fastbp_epoch(row, strategy)
-               for strategy in STRATEGIES}
+               for strategy in strategies}
     auto = baselines.fastbp_epoch(row, "auto")
     runners["fastbp"] = auto
     if with_numpy:
         runners["numpy"] = baselines.numpy_epoch(row)
-    runners["sklearn"] = baselines.sklearn_epoch(row)
+    if with_sklearn:
+        runners["sklearn"] = baselines.sklearn_epoch(row)
     if has("torch"):
         runners["torch-1thread"] = baselines.torch_epoch(row, threads=1)
         runners["torch-default"] = baselines.torch_epoch(row)
+    if has("jax"):
+        runners["jax"] = baselines.jax_epoch(row)
     return interleaved_medians(runners, repeats), auto.model.strategy_
+
+
+def width_sweep(repeats):
+    """GFLOP/s of fastbp, the best PyTorch and JAX on 784-w-w-10 for each sweep width."""
+    out = {}
+    for width in SWEEP_WIDTHS:
+        row = sweep_case(width)
+        times, chosen = epoch_row(row, repeats, with_numpy=False, strategies=(),
+                                  with_sklearn=False)
+        flops = flops_per_epoch(row) / 1e9
+        rates = {"fastbp": flops / times["fastbp"], "strategy": chosen}
+        torch_times = [v for k, v in times.items() if k.startswith("torch")]
+        if torch_times:
+            rates["torch"] = flops / min(torch_times)
+        if "jax" in times:
+            rates["jax"] = flops / times["jax"]
+        out[width] = rates
+        print(f"  width {width:>5}: " + ", ".join(
+            f"{k} {v:.1f}" for k, v in rates.items() if k != "strategy")
+            + f" GFLOP/s (fastbp {chosen})", flush=True)
+    return out
+
+
+def plot_sweep(sweep, gemm, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    widths = sorted(sweep)
+    for name, style in (("fastbp", "o-"), ("torch", "s--"), ("jax", "^--")):
+        if all(name in sweep[w] for w in widths):
+            ax.plot(widths, [sweep[w][name] for w in widths], style,
+                    label={"torch": "PyTorch (best of 1 / all threads)", "jax": "JAX (lax.scan epoch)"}.get(name, name))
+    ax.axhline(gemm, color="gray", linestyle=":", label="float32 GEMM 2048³ (same run)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(widths, [str(w) for w in widths])
+    ax.set_xlabel("hidden width w (784-w-w-10, batch 128, SGD + momentum, float32)")
+    ax.set_ylabel("training GFLOP/s")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    print(f"written: {path}")
 
 
 def sc_case(repeats):
@@ -90,6 +147,8 @@ def sc_case(repeats):
            "fastbp-loss_and_grad": median_time(baselines.sc_fastbp_api(), repeats * 500)}
     if has("torch"):
         out["torch"] = median_time(baselines.sc_torch(), repeats * 500)
+    if has("jax"):
+        out["jax"] = median_time(baselines.sc_jax(), repeats * 500)
     return out
 
 
@@ -100,7 +159,7 @@ def predict_case(row, repeats):
     out = {"fastbp": median_time(lambda: model.predict_proba(X), repeats)}
     if has("torch"):
         import torch
-        net = baselines.torch_network(GRID[row][0])
+        net = baselines.torch_network(case(row)[0])
         Xt = torch.from_numpy(X)
 
         def torch_predict():
@@ -167,6 +226,8 @@ def main(argv=None):
     parser.add_argument("--rows", default="T,S,M,L,XL", help="grid rows, comma separated")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per case")
     parser.add_argument("--json", default="bench/results/compare.json")
+    parser.add_argument("--plot", metavar="PATH",
+                        help="also run the width sweep and draw GFLOP/s against width into PATH")
     parser.add_argument("--skip-extras", action="store_true",
                         help="only the epoch table (no SC, scaling, predict, RSS, cold start)")
     args = parser.parse_args(argv)
@@ -185,8 +246,8 @@ def main(argv=None):
     report["gemm_gflops"] = peak
     print(f"float32 GEMM 2048³: {peak:.1f} GFLOP/s (same run)\n")
     header = (f"{'row':<4}{'fastbp':>9}{'strategy':>9}{'serial':>8}{'blas':>8}{'sharded':>8}"
-              f"{'columns':>8}{'numpy':>8}{'sklearn':>8}{'torch1':>8}{'torchN':>8}"
-              f"{'×torch':>8}{'×sklearn':>9}{'GFLOP/s':>8}{'%GEMM':>7}")
+              f"{'columns':>8}{'numpy':>8}{'sklearn':>8}{'torch1':>8}{'torchN':>8}{'jax':>8}"
+              f"{'×torch':>8}{'×jax':>7}{'×sklearn':>9}{'GFLOP/s':>8}{'%GEMM':>7}")
     print(header)
     for row in rows:
         times, chosen = epoch_row(row, args.repeats)
@@ -196,14 +257,17 @@ def main(argv=None):
         entry = {"times_s": times, "strategy": chosen, "gflops": gflops,
                  "fraction_of_gemm": gflops / peak,
                  "vs_sklearn": times["sklearn"] / ours,
-                 "vs_best_torch": best_torch / ours if best_torch else None}
+                 "vs_best_torch": best_torch / ours if best_torch else None,
+                 "vs_jax": times["jax"] / ours if "jax" in times else None}
         report["rows"][row] = entry
         cell = lambda k: f"{times[k]:8.3f}" if k in times else f"{'-':>8}"  # noqa: E731
         vs_torch = f"{entry['vs_best_torch']:8.2f}" if best_torch else f"{'-':>8}"
+        vs_jax = f"{entry['vs_jax']:7.2f}" if entry["vs_jax"] else f"{'-':>7}"
         print(f"{row:<4}{ours:9.3f}{chosen:>9}{cell('fastbp-serial')}{cell('fastbp-blas')}"
-              f"{cell('fastbp-sharded')}{cell('fastbp-columns')}{cell('numpy')}{cell('sklearn')}{cell('torch-1thread')}"
-              f"{cell('torch-default')}{vs_torch}{entry['vs_sklearn']:9.2f}{gflops:8.1f}"
-              f"{entry['fraction_of_gemm']:7.0%}", flush=True)
+              f"{cell('fastbp-sharded')}{cell('fastbp-columns')}{cell('numpy')}{cell('sklearn')}"
+              f"{cell('torch-1thread')}{cell('torch-default')}{cell('jax')}{vs_torch}{vs_jax}"
+              f"{entry['vs_sklearn']:9.2f}{gflops:8.1f}{entry['fraction_of_gemm']:7.0%}",
+              flush=True)
     print("(seconds per epoch, medians of", args.repeats, "epochs measured interleaved; "
           "×: baseline time / fastbp time)")
 
@@ -212,9 +276,10 @@ def main(argv=None):
         report["SC"] = sc
         line = ", ".join(f"{k} {v * 1e6:.1f} µs" for k, v in sc.items())
         print(f"\nSC 24-8-2 tanh, batch 200, loss + gradient: {line}")
-        if "torch" in sc:
-            print(f"  torch / fastbp: kernel {sc['torch'] / sc['fastbp-kernel']:.1f}×, "
-                  f"loss_and_grad {sc['torch'] / sc['fastbp-loss_and_grad']:.1f}×")
+        for peer in ("torch", "jax"):
+            if peer in sc:
+                print(f"  {peer} / fastbp: kernel {sc[peer] / sc['fastbp-kernel']:.1f}×, "
+                      f"loss_and_grad {sc[peer] / sc['fastbp-loss_and_grad']:.1f}×")
         for row in ("S", "M"):
             scaling = thread_scaling(row, args.repeats)
             report.setdefault("thread_scaling", {})[row] = scaling
@@ -234,6 +299,11 @@ def main(argv=None):
         report["cold_start"] = start
         print(f"import fastbp + first fit on digits, fresh process: warm cache "
               f"{start['warm_cache_s']:.2f} s, cold cache {start['cold_cache_s']:.1f} s")
+
+    if args.plot:
+        print("\nwidth sweep, 784-w-w-10, batch 128:")
+        report["width_sweep_gflops"] = width_sweep(args.repeats)
+        plot_sweep(report["width_sweep_gflops"], peak, args.plot)
 
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)

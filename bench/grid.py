@@ -13,9 +13,26 @@ LR = 0.01
 MOMENTUM = 0.9
 
 
+def case(row):
+    """``(layer sizes, batch size, samples)`` of a grid row's id, or such a tuple itself."""
+    return GRID[row] if isinstance(row, str) else row
+
+
+# The width sweep of ``python -m bench.compare --plot``: 784-w-w-10, batch 128, with about
+# the same work per epoch at every width (6 FLOPs per parameter and sample).
+SWEEP_WIDTHS = (32, 64, 128, 256, 512, 1024, 2048)
+SWEEP_FLOPS = 4e10
+
+
+def sweep_case(width):
+    sizes = (784, width, width, 10)
+    n = int(min(60_000, max(4_096, SWEEP_FLOPS / (6 * n_params(sizes)))))
+    return sizes, 128, n
+
+
 def make_data(row, seed=0):
     """float32 inputs from N(0, 1), labels uniform over the classes."""
-    sizes, _, n = GRID[row]
+    sizes, _, n = case(row)
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, sizes[0]), dtype=np.float32)
     y = rng.integers(0, sizes[-1], n)
@@ -28,5 +45,5 @@ def n_params(sizes):
 
 def flops_per_epoch(row):
     """≈ 6 FLOPs per parameter per sample (forward, backward, weight gradient)."""
-    sizes, _, n = GRID[row]
+    sizes, _, n = case(row)
     return 6.0 * n_params(sizes) * n

@@ -18,14 +18,17 @@ IMPLEMENTATIONS = {
     "sklearn": baselines.sklearn_epoch,
     "torch": lambda row: baselines.torch_epoch(row),
     "torch-1thread": lambda row: baselines.torch_epoch(row, threads=1),
+    "jax": baselines.jax_epoch,
 }
+OPTIONAL = {"torch": "torch", "jax": "jax"}  # implementation prefix: package it needs
 
 
 @pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
 @pytest.mark.parametrize("row", list(GRID))
 def test_epoch(benchmark, row, impl):
-    if impl.startswith("torch"):
-        pytest.importorskip("torch")
+    for prefix, package in OPTIONAL.items():
+        if impl.startswith(prefix):
+            pytest.importorskip(package)
     benchmark.group = f"epoch-{row}"
     run = IMPLEMENTATIONS[impl](row)
     benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=1, iterations=1)

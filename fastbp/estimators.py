@@ -475,7 +475,9 @@ class _FastbpMLP:
         X_train = self._dense(X_train, dtype)
         Y_train = self._targets(y_train, sw_train, dtype)
         parts, threads = self._threads()
-        strategy = resolve("auto", net.layout, batch_size, parts)
+        epochs = 1 if incremental else self.max_iter
+        strategy = resolve("auto", net.layout, batch_size, parts, net.dtype,
+                           steps=epochs * -(-n_samples // batch_size))
         steps = KernelEpochs(net, X_train, Y_train, schedule.optimizer, schedule.state,
                              batch_size, strategy, parts, l2_per_weight=float(self.alpha))
         sample_idx = np.arange(n_samples, dtype=int)
@@ -527,7 +529,6 @@ class _FastbpMLP:
                 f"{step + 1} of epoch {epoch + 1}, whose loss, weights or optimizer state were "
                 "not finite: the weights are those from before it.)")
 
-        epochs = 1 if incremental else self.max_iter
         self.n_iter_ = 0
         try:
             fit_loop(GuardedEpochs(steps, net.params, schedule.state, owner=self), epochs,

@@ -54,7 +54,7 @@ from .kernels import optimizers as O
 from .kernels._stale_cache import sources_digest
 
 __all__ = [
-    "TYPICAL_SECONDS", "Config", "NetworkKernels", "kinds", "cache_root", "hidden_source",
+    "TYPICAL_SECONDS", "entry_compile_seconds", "Config", "NetworkKernels", "kinds", "cache_root", "hidden_source",
     "output_source", "network_kernels", "entry"
 ]
 
@@ -296,6 +296,13 @@ class _Marker:
         if recorded:
             return sorted(recorded)[len(recorded) // 2]
         return TYPICAL_SECONDS.get(kind, 2.0)
+
+
+def entry_compile_seconds(name, dtype):
+    """0 if the entry kernel ``name`` has compiled on this machine for ``dtype``, else what
+    compiling it is expected to take."""
+    marker = _Marker(name, np.dtype(dtype).name)
+    return marker.estimate() if marker.cold else 0.0
 
 
 def _notice(what, dtype, markers):

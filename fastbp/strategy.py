@@ -14,13 +14,14 @@ The number of parts comes from ``n_jobs`` (``_threads.parts_for``), never from
 the threads that happen to run them: each strategy gives bit-identical results
 for the same data and settings at any thread count from 1 to the number of
 parts, alone or beside other calls. Different strategies, or different
-``n_jobs``, agree within float tolerance (they sum in other orders).
+``n_jobs``, agree within float tolerance (they sum in other orders). ``auto``
+is the strategy this machine runs fastest for the problem, priced once and
+recorded (``fastbp.tuning``), so it too gives the same bits run after run.
 """
 import numpy as np
 
 __all__ = [
-    "STRATEGIES", "PARALLEL_MIN_MACS", "PARALLEL_MIN_WEIGHTS", "UNIT_ALIGN", "check_strategy",
-    "macs_per_part", "choose_strategy", "resolve", "thread_counts", "unit_bounds"
+    "STRATEGIES", "UNIT_ALIGN", "check_strategy", "resolve", "thread_counts", "unit_bounds"
 ]
 
 STRATEGIES = ("auto", "serial", "blas", "sharded", "columns")
@@ -32,44 +33,13 @@ def check_strategy(strategy):
     return strategy
 
 
-# ``columns`` pays off only with enough work per part and step (six parallel
-# phases to synchronise: the T row, 38k multiply-adds per part, ran 1.5x slower
-# than ``serial``) and enough weights per part (each part's gradient and update
-# loops): on a 2-core Xeon, 64-100-10 with batch 200 (3.7k weights and 0.74M
-# multiply-adds per part) ran 0.82x as fast as ``serial``, 256-100-10 (13.5k
-# weights) 1.10x, 784-128-10 1.33x. docs/design.md has the table.
-PARALLEL_MIN_MACS = 500_000
-PARALLEL_MIN_WEIGHTS = 12_000
-
-
-def macs_per_part(layout, batch_size, parts):
-    """Forward multiply-adds of one step, divided among the parts."""
-    weights = sum(a * b for a, b in zip(layout.sizes[:-1], layout.sizes[1:]))
-    return -(-batch_size // parts) * weights
-
-
-def choose_strategy(layout, batch_size, parts):
-    """The strategy ``auto`` picks for this shape and number of parts.
-
-    ``serial`` for one part, no hidden layer, or small steps or weights per
-    part; else ``columns``: measured on the benchmark grid with 2 threads it
-    was the fastest on S and M (1.4x and 1.1x faster than ``blas``) and tied
-    with ``blas`` on L and XL, where the matrix products dominate either way.
-    It depends on the settings and the shape only, so it does not change with
-    the threads available.
-    """
-    weights = sum(a * b for a, b in zip(layout.sizes[:-1], layout.sizes[1:]))
-    if (parts == 1 or len(layout.sizes) < 3
-            or macs_per_part(layout, batch_size, parts) < PARALLEL_MIN_MACS
-            or weights / parts < PARALLEL_MIN_WEIGHTS):
-        return "serial"
-    return "columns"
-
-
-def resolve(strategy, layout, batch_size, parts):
-    """The strategy that runs: ``auto`` chosen, ``columns`` without a hidden layer → ``serial``."""
+def resolve(strategy, layout, batch_size, parts, dtype, steps=None):
+    """The strategy that runs: ``auto`` chosen for this machine (``fastbp.tuning``; ``steps``
+    is how many optimizer steps the fit takes), ``columns`` without a hidden layer →
+    ``serial``."""
     if strategy == "auto":
-        return choose_strategy(layout, batch_size, parts)
+        from .tuning import choose
+        return choose(tuple(layout.sizes), batch_size, dtype, parts, steps)
     if strategy == "columns" and len(layout.sizes) < 3:
         return "serial"  # no hidden layer to split
     return strategy

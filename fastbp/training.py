@@ -155,7 +155,8 @@ def plan_fit(network, X, y, optimizer, epochs, batch_size, shuffle, validation_d
                          n_copied=X.shape[0] - n_split if n_split else 0),
                f"fitting {network.describe()} on {X.shape[0]:,} rows")
     batch_size = min(batch_size, X.shape[0] - n_split)
-    strategy = resolve(strategy, network.layout, batch_size, parts)
+    strategy = resolve(strategy, network.layout, batch_size, parts, network.dtype,
+                       steps=epochs * -(-(X.shape[0] - n_split) // batch_size))
 
     def make_steps(X, Y, optimizer, state):
         return KernelEpochs(network, X, Y, optimizer, state, batch_size, strategy, parts)

@@ -141,6 +141,11 @@ def _candidates(sizes):
         ("serial", "blas", "sharded")
 
 
+# What pricing a problem costs, about (0.1-0.5 s for small networks here, a few seconds for
+# the largest, whose fits repay it many times): a fit that could save less than this and
+# the compile, even with a perfect split over the parts, runs serial without pricing.
+PRICING_SECONDS = 1.0
+
 # Prices closer than this to the lowest count as a tie, which the simpler strategy wins
 # (serial, blas, sharded, columns: fewer threads, nothing to sum, no other fit kept
 # waiting): pricing repeated on one machine varies by about this much.
@@ -191,8 +196,9 @@ def choose(sizes, batch_size, dtype, parts, steps=None):
         start = time.perf_counter()
         compile_seconds = _compile_seconds(dtype)
 
-        def worth(name, fastest):  # can it save its compile in this fit? (no steps: yes)
-            return steps is None or fastest * steps > compile_seconds(name)
+        def worth(name, fastest):  # could it repay its compile and the pricing in this fit?
+            return steps is None or (fastest * steps * (1 - 1 / parts)
+                                     > compile_seconds(name) + PRICING_SECONDS)
         if steps is not None:  # a fit too short to repay compiling a parallel epoch: serial
             quick = _priced.get(key)
             if quick is None:
@@ -268,8 +274,8 @@ def _serial_seconds(sizes, batch_size, dtype):
     layers = list(zip(sizes[:-1], sizes[1:]))
     n_params = sum(a * b + b for a, b in layers)
     values = 3 * batch_size * sum(b for _, b in layers) + batch_size * sizes[0] + 3 * n_params
-    return (_alone(_products(layers, batch_size), dtype, 1, trials=2)
-            + _elementwise_seconds(values, dtype, trials=2))
+    return (_alone(_products(layers, batch_size), dtype, 1, trials=1, budget=0.001)
+            + _elementwise_seconds(values, dtype, trials=1, budget=0.001))
 
 
 def _products(layers, batch, parts=None):
@@ -299,14 +305,15 @@ def _operands(shapes, dtype, copies=None):
              np.empty(lead + (m, n), dtype=dtype)) for m, k, n in shapes]
 
 
-def _alone(shapes, dtype, blas_threads, trials=5):
+def _alone(shapes, dtype, blas_threads, trials=5, budget=0.005):
     """Seconds of the products ``shapes`` one after the other, NumPy's per-call cost removed."""
     work = _operands(shapes, dtype)
 
     def run():
         for x, y, out in work:
             np.matmul(x, y, out=out)
-    return max(0.0, _timed(run, blas_threads, trials) - len(work) * _call_seconds(dtype))
+    return max(0.0, _timed(run, blas_threads, trials, budget=budget)
+               - len(work) * _call_seconds(dtype))
 
 
 def _side_by_side(shapes, dtype, parts):
@@ -328,13 +335,13 @@ def _repeats(fn, budget=0.005):
     return max(1, min(200, int(budget / max(once, 1e-7))))
 
 
-def _timed(fn, blas_threads, trials=5, parallel=None):
+def _timed(fn, blas_threads, trials=5, parallel=None, budget=0.005):
     """Seconds per call of ``fn`` (best of ``trials``), NumPy's BLAS on ``blas_threads``
     threads and Numba's parallel kernels on ``parallel`` threads."""
     from threadpoolctl import threadpool_limits
     threads = None if parallel is None else min(parallel, numba.config.NUMBA_NUM_THREADS)
     with kernel_threads(threads, 1), threadpool_limits(blas_threads, user_api="blas"):
-        n = _repeats(fn)
+        n = _repeats(fn, budget)
         best = np.inf
         for _ in range(trials):
             start = time.perf_counter()
@@ -355,10 +362,10 @@ def _call_seconds(dtype):
     return _call_cost[dtype]
 
 
-def _elementwise_seconds(n_values, dtype, trials=5):
+def _elementwise_seconds(n_values, dtype, trials=5, budget=0.005):
     """One read-modify-write pass over ``n_values`` values of ``dtype``."""
     buf = np.ones(max(1, n_values), dtype=dtype)
-    return _timed(lambda: np.multiply(buf, 1.0, out=buf), 1, trials)
+    return _timed(lambda: np.multiply(buf, 1.0, out=buf), 1, trials, budget=budget)
 
 
 def _launch_seconds(parts):

@@ -42,7 +42,8 @@ from .kernels.losses import batch_weight
 from .memory import check_fits
 from .network import Network
 from .optim import SGD, Adam
-from .strategy import resolve, thread_counts
+from .strategy import thread_counts
+from .tuning import resolve
 from .training import KernelEpochs, Progress, fit_bytes, fit_loop
 
 __all__ = ["MLPClassifier", "MLPRegressor", "LOSS_OF_OUTPUT"]

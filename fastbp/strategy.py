@@ -21,27 +21,20 @@ recorded (``fastbp.tuning``), so it too gives the same bits run after run.
 import numpy as np
 
 __all__ = [
-    "STRATEGIES", "UNIT_ALIGN", "check_strategy", "resolve", "thread_counts", "unit_bounds"
+    "STRATEGIES", "ENTRY", "UNIT_ALIGN", "check_strategy", "thread_counts", "unit_bounds"
 ]
 
 STRATEGIES = ("auto", "serial", "blas", "sharded", "columns")
+
+# The entry kernel each strategy runs, simplest strategy first (fewer threads, nothing
+# to sum, no other fit kept waiting).
+ENTRY = {"serial": "train_epoch", "blas": "train_epoch", "sharded": "train_epoch_sharded",
+         "columns": "train_epoch_columns"}
 
 
 def check_strategy(strategy):
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
-    return strategy
-
-
-def resolve(strategy, layout, batch_size, parts, dtype, steps=None):
-    """The strategy that runs: ``auto`` chosen for this machine (``fastbp.tuning``; ``steps``
-    is how many optimizer steps the fit takes), ``columns`` without a hidden layer →
-    ``serial``."""
-    if strategy == "auto":
-        from .tuning import choose
-        return choose(tuple(layout.sizes), batch_size, dtype, parts, steps)
-    if strategy == "columns" and len(layout.sizes) < 3:
-        return "serial"  # no hidden layer to split
     return strategy
 
 

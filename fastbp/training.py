@@ -37,7 +37,8 @@ from .kernels.network import finish_summed_step, gather_rows
 from .memory import check_fits
 from .network import PREDICT_CHUNK
 from .optim import Adam, Optimizer
-from .strategy import check_strategy, resolve, thread_counts, unit_bounds
+from .strategy import ENTRY, check_strategy, thread_counts, unit_bounds
+from .tuning import resolve
 
 __all__ = ["ALONE", "Coordinator", "DivergenceError", "EpochRecord", "FitPlan", "KernelEpochs",
            "Progress", "SummedSteps", "check_fit", "check_l2", "plan_fit", "fit_bytes", "fit_loop"]
@@ -180,9 +181,7 @@ class KernelEpochs:
         self.optimizer, self.state = optimizer, state
         self.batch_size, self.l2_per_weight = batch_size, float(l2_per_weight)
         self.strategy = strategy
-        name = {"sharded": "train_epoch_sharded", "columns": "train_epoch_columns"}.get(
-            strategy, "train_epoch")
-        self.epoch = specialize.entry(name, network.dtype)
+        self.epoch = specialize.entry(ENTRY[strategy], network.dtype)
         self.network_record = network.record(network.functions(optimizer.rule))
         dtype, layout = network.dtype, network.layout
         self.columns = None

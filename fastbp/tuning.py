@@ -39,8 +39,9 @@ import numba
 import numpy as np
 
 from ._threads import kernel_threads
+from .strategy import ENTRY
 
-__all__ = ["choose", "price", "forget", "records_dir", "machine_id"]
+__all__ = ["resolve", "choose", "price", "forget", "records_dir", "machine_id"]
 
 logger = logging.getLogger("fastbp.tuning")
 
@@ -137,8 +138,8 @@ def forget():
 
 # ------------------------------------------------------------------ the choice
 def _candidates(sizes):
-    return ("serial", "blas", "sharded", "columns") if len(sizes) > 2 else \
-        ("serial", "blas", "sharded")
+    """The strategies for these layer sizes: ``columns`` needs a hidden layer to split."""
+    return tuple(ENTRY) if len(sizes) > 2 else tuple(ENTRY)[:3]
 
 
 # What pricing a problem costs, about (0.1-0.5 s for small networks here, a few seconds for
@@ -146,16 +147,14 @@ def _candidates(sizes):
 # the compile, even with a perfect split over the parts, runs serial without pricing.
 PRICING_SECONDS = 1.0
 
-# Prices closer than this to the lowest count as a tie, which the simpler strategy wins
-# (serial, blas, sharded, columns: fewer threads, nothing to sum, no other fit kept
-# waiting): pricing repeated on one machine varies by about this much.
+# Prices closer than this to the lowest count as a tie, which the simpler strategy (the
+# earlier in ENTRY) wins: pricing repeated on one machine varies by about this much.
 TIE = 0.05
 
 
 def _best(seconds):
     low = min(seconds.values())
-    return next(s for s in ("serial", "blas", "sharded", "columns")
-                if s in seconds and seconds[s] <= low * (1 + TIE))
+    return next(s for s in ENTRY if s in seconds and seconds[s] <= low * (1 + TIE))
 
 
 def _compile_seconds(dtype):
@@ -170,20 +169,28 @@ def _compile_seconds(dtype):
     return seconds
 
 
-# the entry kernel each strategy runs (fastbp.training.KernelEpochs)
-ENTRY = {"serial": "train_epoch", "blas": "train_epoch", "sharded": "train_epoch_sharded",
-         "columns": "train_epoch_columns"}
+def resolve(strategy, layout, batch_size, parts, dtype, steps=None):
+    """The strategy that runs: ``auto`` chosen for this machine (``choose``; ``steps`` is
+    how many optimizer steps the fit takes), ``columns`` without a hidden layer →
+    ``serial``."""
+    if strategy == "auto":
+        return choose(tuple(layout.sizes), batch_size, dtype, parts, steps)
+    if strategy == "columns" and len(layout.sizes) < 3:
+        return "serial"  # no hidden layer to split
+    return strategy
 
 
 def choose(sizes, batch_size, dtype, parts, steps=None):
     """The recorded strategy of this problem on this machine, priced first if there is none.
 
     One part has nothing to split: ``serial``. ``steps``, the optimizer steps
-    the fit will take, lets a short fit skip a strategy whose kernel has not
-    compiled on this machine yet when the time it would save is less than the
-    compile: it then runs the fastest it can afford, and records nothing (a
-    later fit decides again); the strategy priced fastest is recorded as soon
-    as a fit runs it.
+    the fit will take, lets a short fit skip what it cannot repay: with a
+    perfect split it could not save the pricing and a parallel kernel's
+    compile, it runs ``serial`` after a quick price of it; if the strategy
+    priced fastest has not compiled and would not repay compiling, it runs the
+    one with the least ``price × steps + compile``. Neither records anything
+    (a later, longer fit decides again); the strategy priced fastest is
+    recorded as soon as a fit runs it.
     """
     if parts == 1:
         return "serial"
@@ -231,9 +238,9 @@ def price(sizes, batch_size, dtype, parts, worth=None):
     A parallel strategy whose best case (its parts' products timed one at a
     time, as if they ran side by side for free, plus its phases) is no faster
     than ``serial`` or ``blas`` is priced at that best case: it cannot win, and
-    its products are not run concurrently. ``worth(name, serial_seconds)``, if
-    given, says whether a parallel strategy is worth pricing at all; one that
-    is not is left out.
+    its products are not run concurrently. ``worth(name, fastest_seconds)``, if
+    given, says whether a parallel strategy is worth pricing at all (from the
+    faster of ``serial`` and ``blas``); one that is not is left out.
     """
     dtype = np.dtype(dtype)
     layers = list(zip(sizes[:-1], sizes[1:]))
@@ -247,8 +254,7 @@ def price(sizes, batch_size, dtype, parts, worth=None):
     seconds = {"serial": _alone(whole, dtype, 1) + elementwise,
                "blas": _alone(whole, dtype, P) + elementwise}
     fastest = min(seconds.values())
-    names = ["sharded", "columns"] if len(sizes) > 2 else ["sharded"]
-    names = [n for n in names if worth is None or worth(n, fastest)]
+    names = [n for n in _candidates(sizes)[2:] if worth is None or worth(n, fastest)]
     if not names:
         return seconds
     launch = _launch_seconds(P)

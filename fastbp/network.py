@@ -95,8 +95,11 @@ class Network:
         self.gammas = self.layout.constant_gammas(self.dtype)
         check_fits(self.layout.n_params * self.dtype.itemsize,
                    f"the {self.layout.n_params:,} parameters of {self.layout.describe()}")
-        self.params = np.empty(self.layout.n_params, dtype=self.dtype)
+        # never garbage: a caller that fills only the weights (scikit-learn's
+        # initialisation) leaves learnable slopes at their starting γ
+        self.params = np.zeros(self.layout.n_params, dtype=self.dtype)
         self.coefs, self.intercepts, self.slopes = self.layout.views(self.params)
+        self._start_slopes()
 
     @property
     def n_params(self):
@@ -134,6 +137,9 @@ class Network:
             bound = np.sqrt(factor / (fan_in + fan_out))
             W[...] = rng.uniform(-bound, bound, (fan_in, fan_out))
             b[...] = rng.uniform(-bound, bound, fan_out)
+        self._start_slopes()
+
+    def _start_slopes(self):
         for l, slopes in self.slopes.items():
             slopes[...] = self.layout.gamma_per_layer[l]
 

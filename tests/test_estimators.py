@@ -285,6 +285,22 @@ def test_every_fastbp_activation_trains():
             assert slopes.shape == (16,) and not np.allclose(slopes, 0.25)
 
 
+def test_first_prelu_fit_starts_from_gamma_whatever_memory_held():
+    # scikit-learn's initialisation fills weights and biases only: the slopes
+    # must start at γ, not at what a freed block of memory held (here NaN)
+    X, y = iris()
+    for dtype in (np.float64, np.float32):
+        junk = [np.full(n, np.nan, dtype=dtype) for n in (16, 67, 100, 131) for _ in range(4)]
+        del junk
+        est = fastbp.MLPClassifier(hidden_layer_sizes=(16,), activation="prelu", max_iter=1,
+                                   random_state=0, learning_rate_init=1e-9)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X.astype(dtype), y)
+        (slopes,) = est.slopes_.values()
+        np.testing.assert_allclose(slopes, 0.25, atol=1e-6)
+
+
 def test_unknown_activation_is_refused_by_scikit_learns_validation():
     with pytest.raises(ValueError, match="activation"):
         fastbp.MLPClassifier(activation="swish").fit(*iris())

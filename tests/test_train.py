@@ -62,7 +62,7 @@ def test_same_seed_and_threads_give_bit_identical_weights(strategy):
     np.testing.assert_array_equal(runs[0], runs[1])
 
 
-@pytest.mark.parametrize("strategy", ["serial", "sharded", "columns"])
+@pytest.mark.parametrize("strategy", ["serial", "blas", "sharded", "columns"])
 def test_step_loop_does_not_allocate(strategy):
     """Allocations per epoch call do not grow with the number of steps."""
     from numba.core.runtime import _nrt_python, rtsys
@@ -87,6 +87,32 @@ def test_step_loop_does_not_allocate(strategy):
         finally:
             _nrt_python.memsys_disable_stats()
     assert counts[0] == counts[1], f"allocations for 1 step vs 100 steps: {counts}"
+
+
+@pytest.mark.parametrize("strategy", ["serial", "columns"])
+def test_a_warm_fit_allocates_only_its_permutation_beyond_fixed_buffers(strategy):
+    """Traced (Python and NumPy) memory of a warm fit: 8x the rows cost only what a fit
+    holds per row, never a copy of the data or anything per step."""
+    import tracemalloc
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((8 * 2048, 64)).astype(np.float32)
+    y = rng.integers(0, 10, X.shape[0])
+    model = fastbp.MLP([64, 32, 10], seed=0)
+    opt = SGD(0.01, momentum=0.9)
+    fit = dict(optimizer=opt, epochs=1, batch_size=32, verbose=0, n_jobs=2, strategy=strategy)
+    model.fit(X[:2048], y[:2048], **fit)  # compiled, and every lazy import done
+    peaks = []
+    for n in (2048, 8 * 2048):
+        tracemalloc.start()
+        try:
+            model.fit(X[:n], y[:n], **fit)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    # per row and fit: the shuffle order and the label codes (8 bytes each), the one-hot
+    # targets (10 float32); a copy of the data would add 256 bytes per row
+    per_row = 8 + 8 + 10 * 4
+    assert peaks[1] - peaks[0] <= 7 * 2048 * per_row + 16 * 1024, peaks
 
 
 @pytest.mark.parametrize("n_blocks", [1, 2, 3])

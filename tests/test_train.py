@@ -90,7 +90,7 @@ def test_step_loop_does_not_allocate(strategy):
 
 
 @pytest.mark.parametrize("strategy", ["serial", "columns"])
-def test_a_warm_fit_allocates_only_its_permutation_beyond_fixed_buffers(strategy):
+def test_a_warm_fit_grows_by_order_and_targets_only(strategy):
     """Traced (Python and NumPy) memory of a warm fit: 8x the rows cost only what a fit
     holds per row, never a copy of the data or anything per step."""
     import tracemalloc

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._config import kernel
+from ._config import kernel, unfused_kernel
 
 H_LR = 0
 H_MOMENTUM = 1
@@ -41,7 +41,7 @@ class Rule:
     update: object
 
 
-@kernel
+@unfused_kernel
 def _sgd_loop(p, g, velocity, lr, momentum, nesterov, l2):
     # one plain loop per rule: with the rule's test inside, LLVM did not always
     # hoist it, and the loop then ran 6x slower
@@ -83,7 +83,7 @@ def sgd(params, grads, state, hyper, step, n_decay, lo, hi, l2):
               t(0))
 
 
-@kernel
+@unfused_kernel
 def _adam_loop(p, g, m, v, b1, b2, eps, lr_t, l2, shrink):
     for i in range(p.shape[0]):
         p[i] *= shrink

@@ -493,3 +493,32 @@ def test_the_threads_running_the_parts_do_not_change_the_results(strategy):
         numba.set_num_threads(previous)
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
+_UPDATES = """
+import sys, numpy as np
+from fastbp.optim import SGD, Adam, AdamW
+for dtype in (np.float64, np.float32):
+    for opt in (AdamW(0.01, weight_decay=0.05), Adam(0.01),
+                SGD(0.05, momentum=0.9, nesterov=True, weight_decay=1e-3), SGD(0.05, momentum=0.9)):
+        rng = np.random.default_rng(0)
+        p = rng.standard_normal(1000).astype(dtype)
+        state = opt.init(p, n_decay=700)
+        for _ in range(20):
+            opt.update(rng.standard_normal(1000).astype(dtype), state, p)
+        sys.stdout.write(p.tobytes().hex() + "\\n")
+"""
+
+
+def test_a_process_that_compiles_the_update_rules_agrees_with_one_that_loads_them(tmp_path):
+    # With FMA contraction, a float64 AdamW step compiled in the running process
+    # and the same step loaded from the cache by the next one differed in the last bit.
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"),
+               FASTBP_CACHE_DIR=str(tmp_path / "fastbp"))
+    runs = [subprocess.run([sys.executable, "-c", _UPDATES], env=env, capture_output=True,
+                           text=True, timeout=600) for _ in ("compiles", "loads")]
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-2000:]
+    assert list(tmp_path.glob("numba/**/*optimizers*.nbi")), "the second run did not load a cache"
+    compiled, loaded = (run.stdout.split() for run in runs)
+    assert len(compiled) == 8 and compiled == loaded

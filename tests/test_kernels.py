@@ -259,6 +259,26 @@ def test_all_finite(bad, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_peak_magnitude_is_the_largest_absolute_value_or_inf(dtype):
+    from fastbp.kernels.checks import peak_magnitude
+    rng = np.random.default_rng(3)
+    tiny = np.finfo(dtype).smallest_subnormal
+    for a in (rng.standard_normal(1001).astype(dtype) * 1e3,
+              np.array([-0.0, 0.0, tiny, -2 * tiny], dtype=dtype),
+              np.array([np.finfo(dtype).max, -np.finfo(dtype).max], dtype=dtype),
+              np.array([-5.5], dtype=dtype)):
+        assert peak_magnitude(a) == np.abs(a).max()
+    a = rng.standard_normal(257).astype(dtype)
+    for bad in (np.nan, -np.nan, np.inf, -np.inf):
+        for where in (0, 100, 256):
+            b = a.copy()
+            b[where] = bad
+            assert peak_magnitude(b) == np.inf
+    assert peak_magnitude(np.zeros(0, dtype=dtype)) == 0.0
+    assert peak_magnitude(a[::3]) == np.abs(a[::3]).max()  # a strided view
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("beta", [0, 1])
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True),
                                              (True, True)])

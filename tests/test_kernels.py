@@ -333,3 +333,21 @@ def test_elementary_functions_match_numpy(name, dtype):
     np.testing.assert_allclose(out[normal], expected[normal], rtol=ulps * info.eps, atol=0)
     # inf, NaN, 0 and results that underflow: the same as NumPy (up to the smallest normal)
     np.testing.assert_allclose(out[~normal], expected[~normal], rtol=0, atol=info.tiny)
+
+
+def test_borrowed_arrays_read_and_write_the_same_memory_and_refuse_other_layouts():
+    import numba
+    from numba.core.errors import TypingError
+    from fastbp.kernels.borrow import borrow
+
+    @numba.njit
+    def double_through_a_borrowed_view(a):
+        b = borrow(a)
+        b[1] *= 2  # the second row
+        return b.sum()
+
+    a = np.arange(6.0).reshape(2, 3)
+    assert double_through_a_borrowed_view(a) == 0 + 1 + 2 + 6 + 8 + 10
+    np.testing.assert_array_equal(a.ravel(), [0, 1, 2, 6, 8, 10])
+    with pytest.raises(TypingError, match="C-contiguous"):
+        double_through_a_borrowed_view(np.asfortranarray(a))

@@ -17,6 +17,11 @@ def fastbp_epoch(row, strategy="auto", n_jobs=None):
     X, y = make_data(row)
     model = fastbp.MLP(sizes, activation="relu", seed=0)
     opt = fastbp.optim.SGD(lr=LR, momentum=MOMENTUM)
+    if strategy == "auto":
+        # what a fit of many epochs runs: the choice priced and recorded for this machine
+        # (timed one epoch at a time, each fit alone is too short to price and runs serial)
+        from fastbp import tuning
+        tuning.decide(sizes, batch, "float32", n_jobs)
 
     def epoch():
         model.fit(X, y, optimizer=opt, epochs=1, batch_size=batch, verbose=0, n_jobs=n_jobs,

@@ -204,8 +204,29 @@ print(peak(), before, X.nbytes / 2**20, model.params.nbytes / 2**20)
 """
 
 
-def run_python(code, env=None):
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+# Peak RSS of a fresh process that builds a grid row's data and model and trains it for two
+# epochs, the same for every peer: what a user's training process needs at its largest.
+SUBPROCESS_PEER_RSS = """
+import sys
+from bench import baselines
+def peak():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmHWM")) / 1024
+epoch = getattr(baselines, sys.argv[1] + "_epoch")(sys.argv[2])
+epoch()
+epoch()
+print(peak())
+"""
+
+
+def peer_rss(row):
+    """``peer -> peak RSS in MiB`` of a fresh process training ``row`` for two epochs."""
+    peers = ["fastbp"] + [p for p in ("torch", "jax") if has(p)]
+    return {p: run_python(SUBPROCESS_PEER_RSS, args=[p, row])[0] for p in peers}
+
+
+def run_python(code, env=None, args=()):
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                          check=True, env={**os.environ, **(env or {})},
                          cwd=Path(__file__).resolve().parent.parent)
     return [float(v) for v in out.stdout.split()]
@@ -295,6 +316,10 @@ def main(argv=None):
         print(f"peak RSS of a fresh process fitting M: {rss:.0f} MiB; before the full fit "
               f"{before:.0f} MiB (interpreter, libraries, kernels, data {data_mb:.0f} MiB); "
               f"the fit adds {rss - before:.0f} MiB (params {params_mb:.1f} MiB)")
+        rss = peer_rss("XL")
+        report["peak_rss_mb_two_epochs_XL"] = rss
+        print("peak RSS of a fresh process training XL for two epochs: "
+              + ", ".join(f"{k} {v:.0f} MiB" for k, v in rss.items()))
         start = cold_start()
         report["cold_start"] = start
         print(f"import fastbp + first fit on digits, fresh process: warm cache "

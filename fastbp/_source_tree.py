@@ -29,3 +29,4 @@ def register_sibling_kernels(package_dir):
     module = importlib.util.module_from_spec(spec)
     sys.modules["fastbp.kernels"] = module
     spec.loader.exec_module(module)
+    sys.modules["fastbp"].kernels = module  # as the import system does for a submodule

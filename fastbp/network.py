@@ -181,11 +181,12 @@ class Network:
         if y.shape[:1] != (n_samples,):
             raise ValueError(f"{name} has {y.shape[0] if y.ndim else 0} samples, "
                              f"X has {n_samples}")
-        if not np.all(np.isfinite(y)):
+        floats = y.dtype.kind == "f"  # integers are finite and whole: no pass to check
+        if floats and not np.all(np.isfinite(y)):
             raise ValueError(f"{name} contains NaN or infinity")
         targets = self.targets
         if targets == "labels" and y.ndim == 1:
-            if np.any(y != np.round(y)) or y.min() < 0 or y.max() >= n_out:
+            if (floats and np.any(y != np.round(y))) or y.min() < 0 or y.max() >= n_out:
                 raise ValueError(f"{name} must hold integer class labels in [0, {n_out}) "
                                  f"for a {self.output} output of {n_out} units")
             Y = np.zeros((n_samples, n_out), dtype=self.dtype)

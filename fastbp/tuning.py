@@ -41,7 +41,7 @@ import numpy as np
 from ._threads import kernel_threads
 from .strategy import ENTRY
 
-__all__ = ["resolve", "choose", "price", "forget", "records_dir", "machine_id"]
+__all__ = ["resolve", "choose", "decide", "price", "forget", "records_dir", "machine_id"]
 
 logger = logging.getLogger("fastbp.tuning")
 
@@ -230,6 +230,18 @@ def choose(sizes, batch_size, dtype, parts, steps=None):
         logger.info("fastbp: strategy for %s: %s (priced on this machine: %s)", key, found,
                     ", ".join(f"{k} {v * 1e6:.0f} µs" for k, v in seconds.items()))
     return found
+
+
+def decide(layer_sizes, batch_size, dtype="float32", n_jobs=None):
+    """Price and record ``auto``'s strategy for a problem now, as a long fit would; returns it.
+
+    For a series of short fits of one problem (one epoch at a time, ``partial_fit``
+    loops, benchmarks): each alone is too short to repay pricing and runs
+    ``serial``; after this call they all run the recorded choice.
+    """
+    from ._threads import parts_for
+    return choose(tuple(int(s) for s in layer_sizes), int(batch_size), np.dtype(dtype),
+                  parts_for(n_jobs))
 
 
 def price(sizes, batch_size, dtype, parts, worth=None):

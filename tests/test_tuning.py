@@ -125,3 +125,22 @@ def test_a_short_fit_does_not_compile_a_strategy_it_cannot_repay(records, monkey
     # 100,000 steps repay it: priced, chosen and recorded
     assert tuning.choose((30, 40, 5), 16, np.float32, 2, steps=100_000) == "sharded"
     assert len(list(records.glob("*.json"))) == 1
+
+
+def test_decide_records_the_choice_that_later_short_fits_run(records, monkeypatch):
+    """One-epoch fits of a problem are each too short to price; after ``decide`` they all
+    run the priced choice."""
+    from fastbp import specialize
+    monkeypatch.setattr(specialize, "entry_compile_seconds", lambda name, dtype: 5.0)
+    monkeypatch.setattr(tuning, "_serial_seconds", lambda *a: 1e-3)
+    monkeypatch.setattr(tuning, "price",
+                        lambda *a, **k: {"serial": 1e-3, "blas": 1e-3, "sharded": 1e-4,
+                                           "columns": 2e-3})
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((64, 6)).astype(np.float32), rng.integers(0, 3, 64)
+    model = fastbp.MLP([6, 16, 3], seed=0)
+    model.fit(X, y, epochs=1, batch_size=32, n_jobs=2, verbose=0)
+    assert model.strategy_ == "serial" and list(records.glob("*.json")) == []
+    assert tuning.decide([6, 16, 3], 32, "float32", n_jobs=2) == "sharded"
+    model.fit(X, y, epochs=1, batch_size=32, n_jobs=2, verbose=0)
+    assert model.strategy_ == "sharded" and len(list(records.glob("*.json"))) == 1

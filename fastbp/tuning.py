@@ -38,7 +38,8 @@ import time
 import numba
 import numpy as np
 
-from ._threads import kernel_threads
+from ._threads import kernel_threads, parts_for
+from ._validation import check_int
 from .strategy import ENTRY
 
 __all__ = ["resolve", "choose", "decide", "price", "forget", "records_dir", "machine_id"]
@@ -237,11 +238,14 @@ def decide(layer_sizes, batch_size, dtype="float32", n_jobs=None):
 
     For a series of short fits of one problem (one epoch at a time, ``partial_fit``
     loops, benchmarks): each alone is too short to repay pricing and runs
-    ``serial``; after this call they all run the recorded choice.
+    ``serial``; after this call they all run the recorded choice. Bad arguments
+    raise ValueError before anything is priced.
     """
-    from ._threads import parts_for
-    return choose(tuple(int(s) for s in layer_sizes), int(batch_size), np.dtype(dtype),
-                  parts_for(n_jobs))
+    from .architecture import check_dtype, check_layer_sizes
+    sizes = tuple(check_layer_sizes(layer_sizes))
+    batch_size = check_int(batch_size, "batch_size")
+    dtype = np.dtype(check_dtype(dtype))
+    return choose(sizes, batch_size, dtype, parts_for(n_jobs))
 
 
 def price(sizes, batch_size, dtype, parts, worth=None):

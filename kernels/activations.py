@@ -235,7 +235,7 @@ def softmax_rows(product, b, a_out):
 
     The exponentials run in one pass over the whole block, not row by row: a
     row of 10 outputs is shorter than one vector of 16 float32, and per row
-    that loop ran scalar (8.7 ns per value on 32 × 10; 1.0 ns as one pass).
+    that loop ran scalar (the whole softmax of 32 × 10: 8.7 → 2.9 ns per value).
     """
     n, width = a_out.shape
     for i in range(n):

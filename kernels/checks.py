@@ -37,14 +37,8 @@ def _magnitude_bits(a):
 
 
 def all_finite(a):
-    """True when no entry of the 1-D array ``a`` is NaN or infinite; allocates nothing."""
-    if a.shape[0] == 0:
-        return True
-    found = _magnitude_bits(np.ascontiguousarray(a))
-    if found is None:
-        return bool(np.isfinite(a).all())
-    peak, inf, _ = found
-    return int(peak) < inf
+    """True when no entry of the 1-D array ``a`` is NaN or infinite."""
+    return peak_magnitude(a) != np.inf
 
 
 def peak_magnitude(a):

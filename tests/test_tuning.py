@@ -144,3 +144,14 @@ def test_decide_records_the_choice_that_later_short_fits_run(records, monkeypatc
     assert tuning.decide([6, 16, 3], 32, "float32", n_jobs=2) == "sharded"
     model.fit(X, y, epochs=1, batch_size=32, n_jobs=2, verbose=0)
     assert model.strategy_ == "sharded" and len(list(records.glob("*.json"))) == 1
+
+
+@pytest.mark.parametrize("args,match", [(([784, 0, 10], 32), "layer sizes"),
+                                        (([784, 10], 0), "batch_size"),
+                                        (([784, 10], 32, "int8"), "dtype"),
+                                        (([784, 10], 32, "float32", 0), "n_jobs")])
+def test_decide_refuses_bad_arguments_before_pricing(records, monkeypatch, args, match):
+    monkeypatch.setattr(tuning, "price", lambda *a, **k: pytest.fail("priced"))
+    with pytest.raises(ValueError, match=match):
+        tuning.decide(*args)
+    assert list(records.iterdir()) == []

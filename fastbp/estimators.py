@@ -39,6 +39,7 @@ from . import io
 from ._guard import GuardedEpochs, scratch_like
 from ._threads import check_n_jobs, kernel_threads, parts_for, threads_for
 from .kernels.losses import batch_weight
+from .kernels.records import read_only
 from .memory import check_fits
 from .network import Network
 from .optim import SGD, Adam
@@ -547,7 +548,7 @@ class _FastbpMLP:
         """Mean (weighted) loss of the validation rows, without the L2 penalty."""
         X = self._dense(X_val, net.dtype)
         loss = net.evaluate(X, Y_val)["loss"]
-        return float(loss * X.shape[0] / batch_weight(Y_val, net.layer_sizes[-1]))
+        return float(loss * X.shape[0] / batch_weight(read_only(Y_val), net.layer_sizes[-1]))
 
     # ---------------------------------------------------------------- L-BFGS
     def _fit_lbfgs(self, X, y, sample_weight, activations, deltas, coef_grads,
@@ -556,7 +557,7 @@ class _FastbpMLP:
         net = self._network(dtype)
         X = self._dense(X, dtype)
         Y = self._targets(y, sample_weight, dtype)
-        norm = batch_weight(Y, net.layer_sizes[-1])
+        norm = batch_weight(read_only(Y), net.layer_sizes[-1])
         grads = np.empty_like(net.params)
         workspace = net.layout.workspace(X.shape[0], dtype)
         alpha = float(self.alpha)

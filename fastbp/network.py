@@ -236,11 +236,12 @@ class Network:
             acts, zs, _ = self.layout.workspace(rows, self.dtype, n_workers=workers)
             with kernel_threads(workers, 1):  # BLAS single-threaded inside the prange
                 specialize.entry("predict_rows_parallel", self.dtype)(
-                    self.record(net), X, acts, zs, out)
+                    self.record(net), R.read_only(X), acts, zs, out)
         else:
             acts, zs, _ = self.layout.workspace(rows, self.dtype)
             with kernel_threads(None, 1):
-                specialize.entry("predict_rows", self.dtype)(self.record(net), X, acts, zs, out)
+                specialize.entry("predict_rows", self.dtype)(self.record(net), R.read_only(X),
+                                                             acts, zs, out)
         if not all_finite(out.reshape(-1)):
             bad = int((~np.isfinite(out)).any(axis=1).sum())
             raise ValueError(f"the forward pass overflowed for {bad} of {n} rows (outputs NaN "
@@ -261,8 +262,8 @@ class Network:
         acts, zs, _ = self.layout.workspace(min(X.shape[0], PREDICT_CHUNK), self.dtype)
         net = self.functions(slots=NF.EVALUATE)
         with kernel_threads(None, 1):
-            loss = specialize.entry("evaluate_rows", self.dtype)(self.record(net), X, Y, acts, zs,
-                                                                 out)
+            loss = specialize.entry("evaluate_rows", self.dtype)(
+                self.record(net), R.read_only(X), R.read_only(Y), acts, zs, out)
         if self.targets == "labels":
             return {"loss": loss, "accuracy": float(np.mean(out.argmax(1) == Y.argmax(1)))}
         if self.targets == "unit":
@@ -282,7 +283,8 @@ class Network:
         acts, zs, deltas = workspace
         net = self.functions(slots=NF.GRADIENT) if functions is None else functions
         return specialize.entry("forward_backward", self.dtype)(
-            self.record(net), R.l2_only(self.dtype, l2, l2_per_weight), X, Y,
+            self.record(net), R.l2_only(self.dtype, l2, l2_per_weight), R.read_only(X),
+            R.read_only(Y),
             float(X.shape[0] if norm is None else norm),
             R.workspace(acts, zs, deltas, grads=grads))
 

@@ -177,7 +177,7 @@ class KernelEpochs:
 
     def __init__(self, network, X, Y, optimizer, state, batch_size, strategy, parts,
                  l2_per_weight=0.0):
-        self.network, self.X, self.Y = network, X, Y
+        self.network, self.X, self.Y = network, R.read_only(X), R.read_only(Y)
         self.optimizer, self.state = optimizer, state
         self.batch_size, self.l2_per_weight = batch_size, float(l2_per_weight)
         self.strategy = strategy
@@ -229,7 +229,7 @@ class SummedSteps:
     """
 
     def __init__(self, network, X, Y, optimizer, state, rows_per_step, n_steps, reduce):
-        self.network, self.X, self.Y = network, X, Y
+        self.network, self.X, self.Y = network, R.read_only(X), R.read_only(Y)
         self.optimizer, self.state = optimizer, state
         self.rows, self.steps, self.reduce = rows_per_step, n_steps, reduce
         n_params, dtype = network.n_params, network.dtype

@@ -11,6 +11,13 @@ null: their views then carry no count to update.
 The entry kernels borrow their records first thing (``net, params, layers,
 gammas = borrow(network)``); nothing borrowed may be returned to Python or
 kept beyond the call.
+
+A borrowed array is typed writable whatever its flag: the Python layer hands
+the kernels their inputs read-only (``records.read_only``), so that a caller's
+array and a read-only memory map are one type and an entry kernel compiles
+once, not once for each (about 5 s per entry and dtype), while the code below
+the entries, written for writable blocks, compiles unchanged. Kernels never
+write an input.
 """
 from numba import types
 from numba.core import cgutils
@@ -29,6 +36,10 @@ def _borrowable(t):
     return not isinstance(t, types.Array) or t.layout == "C"
 
 
+def _writable(t):
+    return t.copy(readonly=False) if isinstance(t, types.Array) and not t.mutable else t
+
+
 @intrinsic
 def borrow(typingctx, value):
     """``value`` with no owner record, in a kernel: an array, or a record (a tuple) whose
@@ -39,19 +50,24 @@ def borrow(typingctx, value):
     arrays (refused when the kernel compiles otherwise), and only while the
     arrays are alive. One intrinsic, not a compiled helper per record nor
     Numba's ``carray``: those added 1.8 s to a cold start (the default
-    estimator on digits, 7.3 → 9.1 s).
+    estimator on digits, 7.3 → 9.1 s). Read-only arrays come back typed
+    writable (the data model is the same; see the module's docstring).
     """
     fields = list(value) if isinstance(value, types.BaseTuple) else [value]
     if not all(_borrowable(t) for t in fields):
         raise TypingError(f"borrow takes C-contiguous arrays, not {value}")
 
+    if isinstance(value, types.BaseTuple):
+        result = types.BaseTuple.from_types([_writable(t) for t in value])
+    else:
+        result = _writable(value)
+
     def codegen(context, builder, signature, args):
         if not isinstance(value, types.BaseTuple):
             return _null_owner(context, builder, value, args[0])
-        out = args[0]
-        for k, t in enumerate(value):
-            if isinstance(t, types.Array):
-                field = builder.extract_value(out, k)
-                out = builder.insert_value(out, _null_owner(context, builder, t, field), k)
-        return out
-    return value(value), codegen
+        fields = [builder.extract_value(args[0], k) for k in range(len(value))]
+        fields = [_null_owner(context, builder, t, f) if isinstance(t, types.Array) else f
+                  for t, f in zip(value, fields)]
+        # built anew: writable fields may turn a heterogeneous tuple into a uniform one
+        return context.make_tuple(builder, result, fields)
+    return result(value), codegen

@@ -11,6 +11,7 @@ check of its data).
 import numpy as np
 
 from ._config import kernel
+from .records import read_only
 
 _BITS = {np.dtype(np.float32): (np.uint32, 0x7FFFFFFF, 0x7F800000),
          np.dtype(np.float64): (np.uint64, 0x7FFFFFFFFFFFFFFF, 0x7FF0000000000000)}
@@ -33,7 +34,8 @@ def _magnitude_bits(a):
     if found is None:
         return None
     unsigned, mask, inf = found
-    return _peak_bits(a.view(unsigned), unsigned(mask)), inf, unsigned
+    # read-only whatever the caller's flag: one signature for data, memory maps and parameters
+    return _peak_bits(read_only(a.view(unsigned)), unsigned(mask)), inf, unsigned
 
 
 def all_finite(a):

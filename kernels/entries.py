@@ -25,6 +25,7 @@ from .losses import batch_weight
 from .network import (B_OFF, FAN_IN, FAN_OUT, G_OFF, KEEPS_Z, KIND, UNIT_OFF, W_OFF, block,
                       copy_rows, gather_rows, layer_blocks, layer_params)
 from .layers import add_l2, bias_gradient, gradients_with_l2, sum_squares
+from .unliteral import unliteral
 from .network_functions import (HIDDEN_BACKWARD, HIDDEN_FORWARD, OUTPUT_DELTA, OUTPUT_FORWARD,
                                 OUTPUT_LOSS, UPDATE, network_function)
 
@@ -75,6 +76,7 @@ def forward_backward(network, settings, x, y, norm, work):
     net, params, layers, gammas = borrow(network)
     _, _, _, _, l2, l2_per_weight = settings
     acts, zs, deltas, grads, _, _, _ = borrow(work)
+    x, y = borrow((x, y))
     return loss_and_gradient(net, x, y, params, grads, layers, gammas, l2, l2_per_weight, norm,
                              acts, zs, deltas)
 
@@ -282,8 +284,9 @@ def _hidden_forward_part(net, p, l, n_rows, params, gammas, layers, bounds, x_ba
     a_own = C.scratch(priv_acts[p], layers, l, n_rows, width)
     z_own = C.scratch(priv_zs[p], layers, l, n_rows, width) if layers[l, KEEPS_Z] else a_own
     panel = C.panel_start(layers, bounds, l, p)
-    gemm(NO_TRANS, NO_TRANS, n_rows, width, fan_in, C.layer_input(x_batch, acts, layers, l),
-         fan_in, params[panel:], width, z_own.reshape(n_rows * width), width, alpha_beta)
+    gemm(unliteral(NO_TRANS), unliteral(NO_TRANS), n_rows, width, fan_in,
+         C.layer_input(x_batch, acts, layers, l), fan_in, params[panel:], width,
+         z_own.reshape(n_rows * width), width, alpha_beta)
     _, b, _ = layer_params(params, gammas, layers, l)
     hidden_forward(layers[l, KIND], z_own, b[c0:c1],
                    C.own_slopes(params, gammas, layers, l, c0, c1), z_own, a_own)
@@ -309,7 +312,7 @@ def _propagate_part(net, p, l, n_rows, params, grads, gammas, layers, bounds, de
     delta = deltas[C.block_start(deltas, layers, l):]
     if l == layers.shape[0] - 1:
         # the output layer's weights are row-major: rows r0:r1 are one block
-        gemm(NO_TRANS, TRANS, n_rows, width, fan_out, delta, fan_out,
+        gemm(unliteral(NO_TRANS), unliteral(TRANS), n_rows, width, fan_out, delta, fan_out,
              params[layers[l, W_OFF] + r0 * fan_out:], fan_out, d_flat, width, alpha_beta)
     else:
         # rows r0:r1 of a panel-ordered matrix: one block per panel, summed in panel
@@ -319,7 +322,8 @@ def _propagate_part(net, p, l, n_rows, params, grads, gammas, layers, bounds, de
         for q in range(bounds.shape[1] - 1):
             c0, c1 = bounds[l, q], bounds[l, q + 1]
             if c1 > c0:
-                gemm(NO_TRANS, TRANS, n_rows, width, c1 - c0, delta[c0:], fan_out,
+                gemm(unliteral(NO_TRANS), unliteral(TRANS), n_rows, width, c1 - c0,
+                     delta[c0:], fan_out,
                      params[C.panel_start(layers, bounds, l, q) + r0 * (c1 - c0):], c1 - c0,
                      d_flat, width, alpha_beta if first else alpha_beta[2:])
                 first = False
@@ -347,7 +351,7 @@ def _output_backward_part(net, p, n_rows, params, grads, gammas, layers, bounds,
         return
     w_lo = layers[last, W_OFF] + r0 * fan_out
     w_hi = w_lo + (r1 - r0) * fan_out
-    gemm(TRANS, NO_TRANS, r1 - r0, fan_out, n_rows,
+    gemm(unliteral(TRANS), unliteral(NO_TRANS), r1 - r0, fan_out, n_rows,
          acts[C.block_start(acts, layers, last - 1) + r0:], fan_in,
          deltas[C.block_start(deltas, layers, last):], fan_out, grads[w_lo:], fan_out, alpha_beta)
     if l2 != 0:
@@ -371,8 +375,9 @@ def _hidden_backward_part(net, p, l, n_rows, params, grads, gammas, layers, boun
         fan_in = layers[l, FAN_IN]
         d_own = C.scratch(priv_deltas[p], layers, l, n_rows, width)
         panel = C.panel_start(layers, bounds, l, p)
-        gemm(TRANS, NO_TRANS, fan_in, width, n_rows, C.layer_input(x_batch, acts, layers, l),
-             fan_in, d_own.reshape(n_rows * width), width, grads[panel:], width, alpha_beta)
+        gemm(unliteral(TRANS), unliteral(NO_TRANS), fan_in, width, n_rows,
+             C.layer_input(x_batch, acts, layers, l), fan_in, d_own.reshape(n_rows * width),
+             width, grads[panel:], width, alpha_beta)
         if l2 != 0:
             size = fan_in * width
             add_l2(params[panel:panel + size], grads[panel:panel + size], type(params[0])(l2))
@@ -476,7 +481,7 @@ def train_epoch_columns(network, settings, data, work, columns):
     last = layers.shape[0] - 1
     total = 0.0
     n_steps = (n + batch_size - 1) // batch_size
-    C.reorder(params, state, packed_params, packed_state, layers, bounds, True)
+    C.reorder(params, state, packed_params, packed_state, layers, bounds, unliteral(True))
     for s in range(n_steps):
         start = s * batch_size
         n_rows = min(batch_size, n - start)
@@ -515,7 +520,7 @@ def train_epoch_columns(network, settings, data, work, columns):
                     _hidden_backward_part(net, p, l - 1, n_rows, packed_params, grads, gammas,
                                           layers, bounds, x_batch, acts, deltas, priv_acts,
                                           priv_zs, priv_deltas, lam, alpha_beta)
-    C.reorder(packed_params, packed_state, params, state, layers, bounds, False)
+    C.reorder(packed_params, packed_state, params, state, layers, bounds, unliteral(False))
     return total / n
 
 
@@ -528,6 +533,7 @@ def predict_rows(network, X, acts, zs, out):
     they use, rather than a workspace record.
     """
     net, params, layers, gammas = borrow(network)
+    X = borrow(X)
     n = X.shape[0]
     total_units = layers[-1, UNIT_OFF] + layers[-1, FAN_OUT]
     chunk = acts.shape[0] // total_units
@@ -547,6 +553,7 @@ def predict_rows_parallel(network, X, acts, zs, out):
     workers.
     """
     net, params, layers, gammas = borrow(network)
+    X = borrow(X)
     n_workers = acts.shape[0]
     for q in prange(n_workers):
         w = np.int64(q)  # prange counts in uint64: one signature for the callee
@@ -574,6 +581,7 @@ def evaluate_rows(network, X, Y, acts, zs, out):
     (without any L2 penalty), divided by the number of rows.
     """
     net, params, layers, gammas = borrow(network)
+    X, Y = borrow((X, Y))
     output_loss = network_function(net[OUTPUT_LOSS], OUTPUT_LOSS, params)
     n = X.shape[0]
     total_units = layers[-1, UNIT_OFF] + layers[-1, FAN_OUT]

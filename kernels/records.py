@@ -24,7 +24,7 @@ compile the entry kernel again.
 ``data(X, Y, perm, batch_size)``
     An epoch's rows: ``X`` ``(n, n_features)``, ``Y`` ``(n, n_outputs)``
     (a last column of sample weights optional), the order ``perm`` (int64)
-    and the minibatch size.
+    and the minibatch size. ``X`` and ``Y`` go in read-only (``read_only``).
 ``workspace(acts, zs, deltas, grads, x_batch, y_batch, sums)``
     The buffers a call writes: the layers' activations, ``z`` and δ (flat,
     see ``network``), the gradient, the gathered batch, and one float64 per
@@ -86,7 +86,23 @@ def l2_only(dtype, l2=0.0, l2_per_weight=0.0):
 
 def data(X, Y, perm, batch_size):
     """An epoch's rows, their order and the minibatch size."""
-    return (X, Y, perm, int(batch_size))
+    return (read_only(X), read_only(Y), perm, int(batch_size))
+
+
+def read_only(a):
+    """``a`` as a read-only view (``a`` itself if it is one): how every input reaches a kernel.
+
+    Numba types a read-only array apart from a writable one. Passed always
+    read-only, a caller's array and a read-only memory map (joblib's, a
+    ``np.load(mmap_mode="r")``) are one type, and a kernel taking them compiles
+    once, not twice (about 5 s per entry kernel and dtype). The kernels
+    borrow them typed writable (``borrow``) and never write them.
+    """
+    if not a.flags.writeable:
+        return a
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
 def workspace(acts, zs, deltas=None, grads=None, x_batch=None, y_batch=None, sums=None):

@@ -784,3 +784,39 @@ def test_an_overflowing_forward_pass_is_reported_not_returned():
         model.predict(np.full((2, 3), 1e15))
     with pytest.raises(ValueError, match="the loss is not finite"):
         model.evaluate(np.full((2, 3), 1e15), [0, 1])
+
+
+def test_read_only_inputs_reuse_the_kernels_writable_inputs_compiled(tmp_path):
+    """A read-only memory map (what joblib hands its workers) runs the kernels a writable
+    array compiled: no entry kernel and no check gets a second signature (each would cost
+    seconds of compiling), and the results are the same."""
+    from fastbp.kernels import checks, entries
+    from fastbp.kernels import network as kernel_network
+    dispatchers = [getattr(entries, name) for name in (
+        "train_epoch", "predict_rows", "evaluate_rows", "forward_backward")]
+    dispatchers += [checks._peak_bits, kernel_network.gather_rows]
+    rng = np.random.default_rng(3)
+    X64 = rng.normal(size=(60, 4))
+    y = np.arange(60) % 3
+
+    def run(X, y):
+        model = fastbp.MLP([4, 8, 3], seed=0, dtype=X.dtype)
+        model.fit(X, y, epochs=2, batch_size=16, verbose=0, strategy="serial")
+        est = fastbp.MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=5, random_state=0)
+        est.fit(X, X[:, 0])
+        return (model.params.copy(), model.predict(X), model.evaluate(X, y)["loss"],
+                model.loss_and_grad(X, y)[1], est.predict(X))
+
+    for X in (X64.astype(np.float32), X64):
+        writable = run(X, y)
+        signatures = [list(d.signatures) for d in dispatchers]
+        np.save(tmp_path / "X.npy", X)
+        np.save(tmp_path / "y.npy", y)
+        mapped_X = np.load(tmp_path / "X.npy", mmap_mode="r")
+        mapped_y = np.load(tmp_path / "y.npy", mmap_mode="r")
+        assert not mapped_X.flags.writeable and not mapped_y.flags.writeable
+        mapped = run(mapped_X, mapped_y)
+        assert [list(d.signatures) for d in dispatchers] == signatures
+        for a, b in zip(writable, mapped):
+            np.testing.assert_array_equal(a, b)
+        del mapped_X, mapped_y

@@ -364,3 +364,42 @@ def test_borrowed_arrays_and_records_share_memory_and_refuse_other_layouts():
         double_the_second_row(np.asfortranarray(a))
     with pytest.raises(TypingError, match="C-contiguous"):
         scale_through_a_record((x[::2], 1.0, y))
+
+
+def test_borrowed_read_only_arrays_are_typed_writable_and_keep_their_values():
+    import numba
+    from fastbp.kernels.borrow import borrow
+
+    # compiled for writable arrays only, as the network's functions are
+    total = numba.njit("float64(float64[::1])")(lambda a: a.sum())
+
+    @numba.njit
+    def total_of_borrowed(x, record):
+        y, k = borrow(record)
+        return total(borrow(x)) + k * total(y)
+
+    x = np.arange(3.0)
+    x.flags.writeable = False
+    assert total_of_borrowed(x, (x, 2.0)) == 3 * (0 + 1 + 2)
+    np.testing.assert_array_equal(x, [0, 1, 2])
+
+
+def test_unliteral_compiles_a_callee_once_for_different_constants():
+    import numba
+    from fastbp.kernels.unliteral import unliteral
+
+    def scale(k, x):
+        return k * x
+    scaled_by_literals, scaled_plainly = numba.njit(scale), numba.njit(scale)
+
+    @numba.njit
+    def literal_calls(x):
+        return scaled_by_literals(2, x) + scaled_by_literals(3, x)
+
+    @numba.njit
+    def plain_calls(x):
+        return scaled_plainly(unliteral(2), x) + scaled_plainly(unliteral(3), x)
+
+    assert literal_calls(1.0) == plain_calls(1.0) == 5.0
+    assert len(scaled_by_literals.signatures) == 2  # one compile per constant
+    assert len(scaled_plainly.signatures) == 1

@@ -231,7 +231,7 @@ class Network:
                                           + workers * 3 * rows * self.layout.total_units),
                    f"predicting {n:,} rows")
         out = np.empty((n, self.layer_sizes[-1]), dtype=self.dtype)
-        net = self.functions(slots=NF.PREDICT)
+        net = self.functions(slots=NF.PREDICT_PARALLEL if workers > 1 else NF.PREDICT)
         if workers > 1:
             acts, zs, _ = self.layout.workspace(rows, self.dtype, n_workers=workers)
             with kernel_threads(workers, 1):  # BLAS single-threaded inside the prange

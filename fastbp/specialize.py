@@ -64,9 +64,12 @@ logger = logging.getLogger("fastbp.compile")
 # Xeon, float32); the notice quotes this machine's own figure instead once it
 # has compiled something.
 TYPICAL_SECONDS = {"hidden": 0.5, "output": 0.8, "rule": 0.5, "train_epoch": 2.8,
-                   "train_epoch_columns": 11.0, "train_epoch_sharded": 3.5,
-                   "predict_rows": 0.6, "predict_rows_parallel": 1.4, "evaluate_rows": 0.3,
-                   "forward_backward": 2.5, "apply_update": 0.1}
+                   "train_epoch_columns": 4.5, "train_epoch_sharded": 2.3,
+                   "predict_rows": 0.6, "predict_rows_parallel": 0.5, "evaluate_rows": 0.5,
+                   "forward_backward": 1.1, "apply_update": 0.2, "body_shard": 1.1,
+                   "body_predict_worker": 0.5, "body_gather_part": 0.3,
+                   "body_hidden_forward_part": 1.2, "body_output_backward_part": 1.3,
+                   "body_update_part": 0.5, "body_hidden_backward_part": 0.8}
 
 
 @dataclass(frozen=True)
@@ -299,10 +302,13 @@ class _Marker:
 
 
 def entry_compile_seconds(name, dtype):
-    """0 if the entry kernel ``name`` has compiled on this machine for ``dtype``, else what
-    compiling it is expected to take."""
-    marker = _Marker(name, np.dtype(dtype).name)
-    return marker.estimate() if marker.cold else 0.0
+    """What compiling the entry kernel ``name`` for ``dtype`` is expected to take on this
+    machine, with the ``prange`` bodies it calls (0 for what has compiled already)."""
+    dtype = np.dtype(dtype).name
+    markers = [_Marker(name, dtype)] + [_Marker(f"body_{F.BODIES[slot]}", dtype)
+                                        for slot in F.ENTRY_SLOTS.get(name, ())
+                                        if slot in F.BODIES]
+    return sum(marker.estimate() for marker in markers if marker.cold)
 
 
 def _notice(what, dtype, markers):
@@ -437,6 +443,15 @@ class NetworkKernels:
             for slot in slots:
                 if slot in part.slots:
                     net[slot] = part.address(slot, dtype)
+        bodies = [slot for slot in slots if slot in F.BODIES]
+        if bodies:  # the parallel entries' prange bodies: shared, like the entries
+            from numba import from_dtype
+            markers = [_Marker(f"body_{F.BODIES[slot]}", dtype) for slot in bodies]
+            _notice("the parallel steps", dtype, markers)
+            for slot, marker in zip(bodies, markers):
+                with _Compiling(marker):
+                    net[slot] = _address(getattr(E, F.BODIES[slot]),
+                                         F.signature(slot, from_dtype(np.dtype(dtype))))
         if F.UPDATE in slots:
             from numba import from_dtype
             marker = _Marker(f"rule_{rule}", dtype)

@@ -20,8 +20,10 @@ recorded (``fastbp.tuning``), so it too gives the same bits run after run.
 """
 import numpy as np
 
+from .kernels import network_functions as NF
+
 __all__ = [
-    "STRATEGIES", "ENTRY", "UNIT_ALIGN", "check_strategy", "thread_counts", "unit_bounds"
+    "STRATEGIES", "ENTRY", "SLOTS", "UNIT_ALIGN", "check_strategy", "thread_counts", "unit_bounds"
 ]
 
 STRATEGIES = ("auto", "serial", "blas", "sharded", "columns")
@@ -30,6 +32,9 @@ STRATEGIES = ("auto", "serial", "blas", "sharded", "columns")
 # to sum, no other fit kept waiting).
 ENTRY = {"serial": "train_epoch", "blas": "train_epoch", "sharded": "train_epoch_sharded",
          "columns": "train_epoch_columns"}
+# The functions that kernel calls by address (``kernels.network_functions``): the
+# network's own, and the parallel epochs' prange bodies.
+SLOTS = {strategy: NF.ENTRY_SLOTS[entry] for strategy, entry in ENTRY.items()}
 
 
 def check_strategy(strategy):

@@ -37,7 +37,7 @@ from .kernels.network import finish_summed_step, gather_rows
 from .memory import check_fits
 from .network import PREDICT_CHUNK
 from .optim import Adam, Optimizer
-from .strategy import ENTRY, check_strategy, thread_counts, unit_bounds
+from .strategy import ENTRY, SLOTS, check_strategy, thread_counts, unit_bounds
 from .tuning import resolve
 
 __all__ = ["ALONE", "Coordinator", "DivergenceError", "EpochRecord", "FitPlan", "KernelEpochs",
@@ -182,7 +182,8 @@ class KernelEpochs:
         self.batch_size, self.l2_per_weight = batch_size, float(l2_per_weight)
         self.strategy = strategy
         self.epoch = specialize.entry(ENTRY[strategy], network.dtype)
-        self.network_record = network.record(network.functions(optimizer.rule))
+        self.network_record = network.record(network.functions(optimizer.rule,
+                                                               SLOTS[strategy]))
         dtype, layout = network.dtype, network.layout
         self.columns = None
         if strategy == "sharded":

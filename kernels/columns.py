@@ -37,7 +37,7 @@ that the next layer's products read. BLAS runs single-threaded inside (the
 Python layer sets it while the kernel runs).
 
 This module holds the pieces that do not call the network's functions; the
-phases that do are in ``entries.py`` (``_*_part``), next to the epoch kernel.
+phases that do are in ``entries.py`` (``*_part``), next to the epoch kernel.
 """
 from ._config import kernel
 from .network import FAN_IN, FAN_OUT, G_OFF, UNIT_OFF, W_OFF, copy_flat, layer_params

@@ -26,8 +26,10 @@ from .network import (B_OFF, FAN_IN, FAN_OUT, G_OFF, KEEPS_Z, KIND, UNIT_OFF, W_
                       copy_rows, gather_rows, layer_blocks, layer_params)
 from .layers import add_l2, bias_gradient, gradients_with_l2, sum_squares
 from .unliteral import unliteral
-from .network_functions import (HIDDEN_BACKWARD, HIDDEN_FORWARD, OUTPUT_DELTA, OUTPUT_FORWARD,
-                                OUTPUT_LOSS, UPDATE, network_function)
+from .network_functions import (GATHER_PART, HIDDEN_BACKWARD, HIDDEN_BACKWARD_PART,
+                                HIDDEN_FORWARD, HIDDEN_FORWARD_PART, OUTPUT_BACKWARD_PART,
+                                OUTPUT_DELTA, OUTPUT_FORWARD, OUTPUT_LOSS, PREDICT_WORKER, SHARD,
+                                UPDATE, UPDATE_PART, network_function)
 
 # Parameters per slice of the sharded epoch's parallel reduce + update: large
 # enough to amortise scheduling, small enough to keep a slice of every buffer in L1/L2.
@@ -211,6 +213,7 @@ def train_epoch_sharded(network, settings, data, work):
     state, hyper, step, n_decay, l2, l2_per_weight = borrow(settings)
     acts, zs, deltas, shard_grads, x_batch, y_batch, shard_loss = borrow(work)
     update = network_function(net[UPDATE], UPDATE, params)
+    run_shard = network_function(net[SHARD], SHARD, params)
     n = perm.shape[0]
     n_outputs = layers[-1, FAN_OUT]
     n_shards = shard_grads.shape[0]
@@ -227,9 +230,9 @@ def train_epoch_sharded(network, settings, data, work):
                 norm += Y[perm[i], n_outputs]
         for q in prange(n_shards):
             k = np.int64(q)  # prange counts in uint64: one signature for the callee
-            shard_loss[k] = _shard(net, k, n_shards, X, Y, perm, start, n_rows, params,
-                                   shard_grads[k], layers, gammas, l2, l2_per_weight, norm,
-                                   x_batch[k], y_batch[k], acts[k], zs[k], deltas[k])
+            shard_loss[k] = run_shard(net, k, n_shards, X, Y, perm, start, n_rows, params,
+                                      shard_grads[k], layers, gammas, l2, l2_per_weight, norm,
+                                      x_batch[k], y_batch[k], acts[k], zs[k], deltas[k])
         loss = 0.0
         for k in range(n_shards):
             loss += shard_loss[k]
@@ -250,7 +253,7 @@ def train_epoch_sharded(network, settings, data, work):
 
 
 @kernel
-def _shard(net, k, n_shards, X, Y, perm, start, n_rows, params, grads, layers, gammas, l2,
+def shard(net, k, n_shards, X, Y, perm, start, n_rows, params, grads, layers, gammas, l2,
            l2_per_weight, norm, x_batch, y_batch, acts, zs, deltas):
     """Shard ``k`` of a step: its rows' loss / ``norm``, their gradient into ``grads``.
 
@@ -271,7 +274,7 @@ def _shard(net, k, n_shards, X, Y, perm, start, n_rows, params, grads, layers, g
 
 # ------------------------------------------------ the column-split epoch (see columns.py)
 @kernel
-def _hidden_forward_part(net, p, l, n_rows, params, gammas, layers, bounds, x_batch, acts,
+def hidden_forward_part(net, p, l, n_rows, params, gammas, layers, bounds, x_batch, acts,
                          priv_acts, priv_zs, l2, alpha_beta):
     """Part ``p``'s units of hidden layer ``l``; returns their ``Σ w²`` if ``l2`` ≠ 0."""
     single_threaded_blas()  # in a worker thread of the prange
@@ -337,7 +340,7 @@ def _propagate_part(net, p, l, n_rows, params, grads, gammas, layers, bounds, de
 
 
 @kernel
-def _output_backward_part(net, p, n_rows, params, grads, gammas, layers, bounds, acts, deltas,
+def output_backward_part(net, p, n_rows, params, grads, gammas, layers, bounds, acts, deltas,
                           priv_acts, priv_zs, priv_deltas, l2, alpha_beta):
     """Output layer: the rows of ``dW`` that read part ``p``'s units, then δ below."""
     single_threaded_blas()  # in a worker thread of the prange
@@ -361,7 +364,7 @@ def _output_backward_part(net, p, n_rows, params, grads, gammas, layers, bounds,
 
 
 @kernel
-def _hidden_backward_part(net, p, l, n_rows, params, grads, gammas, layers, bounds, x_batch,
+def hidden_backward_part(net, p, l, n_rows, params, grads, gammas, layers, bounds, x_batch,
                           acts, deltas, priv_acts, priv_zs, priv_deltas, l2, alpha_beta):
     """Part ``p``'s columns of ``dW``, ``db`` of hidden layer ``l``, then δ below.
 
@@ -389,7 +392,7 @@ def _hidden_backward_part(net, p, l, n_rows, params, grads, gammas, layers, boun
 
 
 @kernel
-def _update_part(net, p, l, params, grads, state, layers, bounds, hyper, step, n_decay):
+def update_part(net, p, l, params, grads, state, layers, bounds, hyper, step, n_decay):
     """One optimizer step on the parameters of layer ``l`` that part ``p`` owns."""
     update = network_function(net[UPDATE], UPDATE, params)
     last = layers.shape[0] - 1
@@ -411,7 +414,7 @@ def _update_part(net, p, l, params, grads, state, layers, bounds, hyper, step, n
 
 
 @kernel
-def _gather_part(p, n_parts, X, Y, perm, start, n_rows, x_batch, y_batch):
+def gather_part(p, n_parts, X, Y, perm, start, n_rows, x_batch, y_batch):
     """Part ``p``'s share of a step's rows, gathered into the shared batch buffers."""
     lo = (n_rows * p) // n_parts
     hi = (n_rows * (p + 1)) // n_parts
@@ -449,8 +452,9 @@ def train_epoch_columns(network, settings, data, work, columns):
     """One epoch like ``train_epoch``, each hidden layer's units split into parts.
 
     See ``columns`` for the phases of a step. Every ``prange`` body is one
-    call: Numba compiles each ``prange`` into a function of its own, with a
-    copy of everything it calls, so the bodies stay small.
+    call through a pointer (``network_functions``): Numba compiles each
+    ``prange`` into a function of its own, with a copy of everything it links
+    in, so the bodies link nothing.
 
     Parameters
     ----------
@@ -476,6 +480,11 @@ def train_epoch_columns(network, settings, data, work, columns):
     acts, zs, deltas, grads, x_batch, y_batch, squares = borrow(work)
     bounds, priv_acts, priv_zs, priv_deltas, alpha_beta, packed_params, packed_state = \
         borrow(columns)
+    gather = network_function(net[GATHER_PART], GATHER_PART, params)
+    forward_part = network_function(net[HIDDEN_FORWARD_PART], HIDDEN_FORWARD_PART, params)
+    output_part = network_function(net[OUTPUT_BACKWARD_PART], OUTPUT_BACKWARD_PART, params)
+    update_own = network_function(net[UPDATE_PART], UPDATE_PART, params)
+    backward_part = network_function(net[HIDDEN_BACKWARD_PART], HIDDEN_BACKWARD_PART, params)
     n = perm.shape[0]
     n_parts = bounds.shape[1] - 1
     last = layers.shape[0] - 1
@@ -486,8 +495,8 @@ def train_epoch_columns(network, settings, data, work, columns):
         start = s * batch_size
         n_rows = min(batch_size, n - start)
         for q in prange(n_parts):
-            p = np.int64(q)  # prange counts in uint64: one signature for the callees
-            _gather_part(p, n_parts, X, Y, perm, start, n_rows, x_batch, y_batch)
+            p = np.int64(q)  # prange counts in uint64: the bodies' signatures take int64
+            gather(p, n_parts, X, Y, perm, start, n_rows, x_batch, y_batch)
         yb = y_batch[:n_rows * Y.shape[1]].reshape((n_rows, Y.shape[1]))
         norm = batch_weight(yb, layers[last, FAN_OUT])
         lam = l2 + l2_per_weight / norm
@@ -495,9 +504,9 @@ def train_epoch_columns(network, settings, data, work, columns):
         for l in range(last):
             for q in prange(n_parts):
                 p = np.int64(q)
-                squares[p] += _hidden_forward_part(net, p, l, n_rows, packed_params, gammas,
-                                                   layers, bounds, x_batch, acts, priv_acts,
-                                                   priv_zs, lam, alpha_beta)
+                squares[p] += forward_part(net, p, l, n_rows, packed_params, gammas, layers,
+                                           bounds, x_batch, acts, priv_acts, priv_zs, lam,
+                                           alpha_beta)
         loss = _output_step(net, n_rows, yb, packed_params, grads, gammas, layers, acts, zs,
                             deltas, squares, lam, norm)
         if not np.isfinite(loss):
@@ -507,19 +516,19 @@ def train_epoch_columns(network, settings, data, work, columns):
         u = step + s + 1
         for q in prange(n_parts):
             p = np.int64(q)
-            _output_backward_part(net, p, n_rows, packed_params, grads, gammas, layers, bounds,
-                                  acts, deltas, priv_acts, priv_zs, priv_deltas, lam, alpha_beta)
+            output_part(net, p, n_rows, packed_params, grads, gammas, layers, bounds, acts,
+                        deltas, priv_acts, priv_zs, priv_deltas, lam, alpha_beta)
         for l in range(last, -1, -1):
             # update the owned part of layer l (its gradient is complete and nothing reads
             # it any more), then the gradient of the layer below and the δ below it
             for q in prange(n_parts):
                 p = np.int64(q)
-                _update_part(net, p, l, packed_params, grads, packed_state, layers, bounds,
-                             hyper, u, n_decay)
+                update_own(net, p, l, packed_params, grads, packed_state, layers, bounds,
+                           hyper, u, n_decay)
                 if l > 0:
-                    _hidden_backward_part(net, p, l - 1, n_rows, packed_params, grads, gammas,
-                                          layers, bounds, x_batch, acts, deltas, priv_acts,
-                                          priv_zs, priv_deltas, lam, alpha_beta)
+                    backward_part(net, p, l - 1, n_rows, packed_params, grads, gammas, layers,
+                                  bounds, x_batch, acts, deltas, priv_acts, priv_zs,
+                                  priv_deltas, lam, alpha_beta)
     C.reorder(packed_params, packed_state, params, state, layers, bounds, unliteral(False))
     return total / n
 
@@ -554,14 +563,15 @@ def predict_rows_parallel(network, X, acts, zs, out):
     """
     net, params, layers, gammas = borrow(network)
     X = borrow(X)
+    worker = network_function(net[PREDICT_WORKER], PREDICT_WORKER, params)
     n_workers = acts.shape[0]
     for q in prange(n_workers):
-        w = np.int64(q)  # prange counts in uint64: one signature for the callee
-        _predict_worker(net, w, n_workers, X, params, layers, gammas, acts[w], zs[w], out)
+        w = np.int64(q)  # prange counts in uint64: the body's signature takes an int64
+        worker(net, w, n_workers, X, params, layers, gammas, acts[w], zs[w], out)
 
 
 @kernel
-def _predict_worker(net, w, n_workers, X, params, layers, gammas, acts, zs, out):
+def predict_worker(net, w, n_workers, X, params, layers, gammas, acts, zs, out):
     single_threaded_blas()  # in a worker thread of the prange
     n = X.shape[0]
     total_units = layers[-1, UNIT_OFF] + layers[-1, FAN_OUT]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import fastbp
+from fastbp import specialize
 from fastbp.architecture import natural_loss
 from fastbp.kernels.activations import ACTIVATIONS
 from fastbp.kernels.losses import LOSSES
@@ -181,3 +182,21 @@ def test_a_pickled_model_predicts_the_same_in_another_process(tmp_path):
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
+
+
+def test_a_parallel_entry_costs_its_prange_bodies_too(tmp_path, monkeypatch):
+    """What ``auto`` weighs against a short fit: a parallel epoch not compiled yet costs the
+    entry and the bodies it calls by address, and what has compiled costs nothing."""
+    from fastbp.kernels import network_functions as F
+    monkeypatch.setattr(specialize, "_directory", tmp_path)  # no marker: a cold machine
+    typical = specialize.TYPICAL_SECONDS
+    columns = [f"body_{F.BODIES[s]}" for s in F.TRAIN_COLUMNS if s in F.BODIES]
+    assert len(columns) == 5
+    assert specialize.entry_compile_seconds("train_epoch_columns", np.float32) == pytest.approx(
+        typical["train_epoch_columns"] + sum(typical[name] for name in columns))
+    assert specialize.entry_compile_seconds("train_epoch", np.float32) == typical["train_epoch"]
+    (tmp_path / "body_shard.float32.s").write_text("1.0\n")  # the shard has compiled
+    assert (specialize.entry_compile_seconds("train_epoch_sharded", np.float32)
+            == typical["train_epoch_sharded"])
+    assert (specialize.entry_compile_seconds("train_epoch_sharded", np.float64)
+            == typical["train_epoch_sharded"] + typical["body_shard"])

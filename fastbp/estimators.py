@@ -12,7 +12,8 @@ own packing order.
 
 Keyword-only extras, all defaulting to scikit-learn's behaviour: ``n_jobs``
 (threads of the kernels), every fastbp hidden activation, ``class_weight``
-(classifier), ``progress`` (a progress bar over the epochs). With
+(classifier), ``progress`` (a progress bar over the epochs), ``on_divergence``
+(``'raise'`` where scikit-learn records NaN and keeps the best weights). With
 ``early_stopping`` the validation loss of each epoch is kept in
 ``validation_loss_curve_``.
 """
@@ -32,6 +33,7 @@ from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
 from sklearn.utils import shuffle as _shuffle
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import validate_data
 
 from . import architecture as arch
@@ -58,6 +60,7 @@ _EXTRA_CONSTRAINTS = {
     "activation": [StrOptions(set(arch.HIDDEN_ACTIVATIONS))],
     "n_jobs": [None, Interval(Integral, -1, None, closed="left")],
     "progress": ["boolean"],
+    "on_divergence": [StrOptions({"record", "raise"})],
 }
 
 
@@ -525,11 +528,29 @@ class _FastbpMLP:
             return postfix, False
 
         def diverged(epoch, step):
+            if early_stopping and self.on_divergence == "record":
+                record_divergence(epoch)
+                return
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may contain "
                 "large values and need to be preprocessed. (fastbp stopped before step "
                 f"{step + 1} of epoch {epoch + 1}, whose loss, weights or optimizer state were "
                 "not finite: the weights are those from before it.)")
+
+        def record_divergence(epoch):
+            # scikit-learn trains on with non-finite weights: this epoch and every later one
+            # scores NaN, which its patience never counts, until max_iter; then it restores
+            # the best weights. The same record, without computing those epochs.
+            for _ in range(epoch, epochs):
+                self.n_iter_ += 1
+                self.t_ += n_samples
+                self.loss_ = np.nan
+                self.loss_curve_.append(np.nan)
+                self.validation_scores_.append(np.nan)
+                self.validation_loss_curve_.append(np.nan)
+            warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                          "optimization hasn't converged yet." % self.max_iter,
+                          ConvergenceWarning)
 
         self.n_iter_ = 0
         try:
@@ -555,6 +576,7 @@ class _FastbpMLP:
                    intercept_grads, layer_units):
         dtype = self.coefs_[0].dtype
         net = self._network(dtype)
+        self._packing(layer_units)
         X = self._dense(X, dtype)
         Y = self._targets(y, sample_weight, dtype)
         norm = batch_weight(read_only(Y), net.layer_sizes[-1])
@@ -584,6 +606,16 @@ class _FastbpMLP:
         self.loss_ = float(result.fun)
         net.params[...] = result.x
 
+    def _packing(self, layer_units):
+        """scikit-learn's offsets of each layer's weights and biases in the flat vector its
+        L-BFGS and ``_loss_grad_lbfgs`` take (all weights, then all biases)."""
+        sizes = list(zip(layer_units[:-1], layer_units[1:]))
+        ends = np.cumsum([a * b for a, b in sizes] + [b for _, b in sizes]).tolist()
+        starts = [0] + ends[:-1]
+        n = len(sizes)
+        self._coef_indptr = [(starts[i], ends[i], sizes[i]) for i in range(n)]
+        self._intercept_indptr = [(starts[n + i], ends[n + i]) for i in range(n)]
+
     def _is_classifier(self):
         return is_classifier(self)
 
@@ -601,6 +633,13 @@ class MLPClassifier(_FastbpMLP, _SkMLPClassifier):
         is refused by ``partial_fit``, whose batches do not show the class balance.
     progress : bool, default False
         Show a progress bar over the epochs (tqdm).
+    on_divergence : {'record', 'raise'}, default 'record'
+        What an ``early_stopping`` fit does when the loss stops being finite.
+        ``'record'`` is scikit-learn's behaviour: the fit ends with the best
+        weights, the remaining epochs up to ``max_iter`` recorded as NaN in
+        ``loss_curve_`` and ``validation_scores_``. ``'raise'`` raises
+        scikit-learn's "non-finite parameter weights" ``ValueError`` and leaves
+        the estimator as it was, as every fit without early stopping does.
 
     ``activation`` may be any fastbp hidden activation (``prelu``'s learnable
     slopes are kept in ``slopes_``). With ``early_stopping``,
@@ -620,8 +659,9 @@ class MLPClassifier(_FastbpMLP, _SkMLPClassifier):
                  random_state=None, tol=0.0001, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-08, n_iter_no_change=10, max_fun=15000,
-                 n_jobs=None, class_weight=None, progress=False):
+                 n_jobs=None, class_weight=None, progress=False, on_divergence="record"):
         _store_params(self, locals())
+        self.loss = "log_loss"  # not a parameter: scikit-learn sets it too (its _backprop reads it)
 
     def _class_weighted(self, y, sample_weight):
         if self.class_weight is None:
@@ -633,6 +673,7 @@ class MLPClassifier(_FastbpMLP, _SkMLPClassifier):
         """Fit to ``X`` and ``y`` (see scikit-learn's ``MLPClassifier.fit``)."""
         return super().fit(X, y, sample_weight=self._class_weighted(y, sample_weight))
 
+    @available_if(lambda est: est._check_solver())  # scikit-learn's: not for lbfgs
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over ``X``, ``y`` (see scikit-learn's ``MLPClassifier.partial_fit``)."""
         if isinstance(self.class_weight, str) and self.class_weight == "balanced":
@@ -646,7 +687,7 @@ class MLPRegressor(_FastbpMLP, _SkMLPRegressor):
     """scikit-learn's ``MLPRegressor``, trained and evaluated by fastbp's kernels.
 
     Parameters are scikit-learn's (``loss`` is ``'squared_error'`` or
-    ``'poisson'``), plus the keyword-only ``n_jobs`` and ``progress`` of
+    ``'poisson'``), plus the keyword-only ``n_jobs``, ``progress`` and ``on_divergence`` of
     ``MLPClassifier``; ``activation`` may be any fastbp hidden activation.
     """
 
@@ -662,5 +703,5 @@ class MLPRegressor(_FastbpMLP, _SkMLPRegressor):
                  random_state=None, tol=0.0001, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-08, n_iter_no_change=10, max_fun=15000,
-                 n_jobs=None, progress=False):
+                 n_jobs=None, progress=False, on_divergence="record"):
         _store_params(self, locals())

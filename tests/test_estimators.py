@@ -19,8 +19,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import fastbp
 
 PAIRS = [(fastbp.MLPClassifier, sk.MLPClassifier), (fastbp.MLPRegressor, sk.MLPRegressor)]
-EXTRAS = {fastbp.MLPClassifier: ["n_jobs", "class_weight", "progress"],
-          fastbp.MLPRegressor: ["n_jobs", "progress"]}
+EXTRAS = {fastbp.MLPClassifier: ["n_jobs", "class_weight", "progress", "on_divergence"],
+          fastbp.MLPRegressor: ["n_jobs", "progress", "on_divergence"]}
 
 
 @pytest.mark.parametrize("ours,theirs", PAIRS)
@@ -254,6 +254,75 @@ def test_max_iter_warns_and_non_finite_weights_raise():
     with pytest.raises(ValueError, match="non-finite parameter weights"):
         fastbp.MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=10.0,
                             max_iter=20, random_state=0).fit(Xr * 1e3, yr * 1e3)
+
+
+DIVERGING = dict(hidden_layer_sizes=(100,), activation="identity", solver="sgd",
+                 learning_rate_init=1.0, max_iter=20, early_stopping=True, random_state=0)
+
+
+def test_a_diverging_early_stopping_fit_finishes_as_scikit_learns_does():
+    """scikit-learn's issue 29504: NaN scores recorded up to max_iter, the best weights kept."""
+    X, y = iris()
+    fits = []
+    for cls in (fastbp.MLPRegressor, sk.MLPRegressor):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits.append(cls(**DIVERGING).fit(X, y))
+    ours, theirs = fits
+    assert ours.n_iter_ == theirs.n_iter_ == DIVERGING["max_iter"]
+    assert ours.t_ == theirs.t_
+    np.testing.assert_array_equal(np.isnan(ours.validation_scores_),
+                                  np.isnan(theirs.validation_scores_))
+    assert np.isnan(ours.validation_scores_[-1]) and np.isnan(ours.loss_curve_[-1])
+    assert ours.best_validation_score_ == pytest.approx(theirs.best_validation_score_,
+                                                        rel=1e-9)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-7, atol=1e-9)
+
+
+def test_on_divergence_raise_refuses_the_diverging_fit_and_leaves_the_estimator():
+    X, y = iris()
+    est = fastbp.MLPRegressor(**DIVERGING, on_divergence="raise")
+    with pytest.raises(ValueError, match="non-finite parameter weights"):
+        est.fit(X, y)
+    assert not hasattr(est, "coefs_") and not hasattr(est, "n_iter_")
+
+
+def test_partial_fit_exists_where_scikit_learn_has_it():
+    for cls, theirs in PAIRS:
+        for solver in ("sgd", "adam", "lbfgs"):
+            assert (hasattr(cls(solver=solver), "partial_fit")
+                    == hasattr(theirs(solver=solver), "partial_fit")), (cls, solver)
+    assert not hasattr(fastbp.MLPClassifier(solver="lbfgs"), "partial_fit")
+
+
+def test_lbfgs_fit_keeps_scikit_learns_packing_and_its_loss_gradient_hook():
+    """After an L-BFGS fit, scikit-learn's ``_loss_grad_lbfgs`` (its numerical-gradient test
+    calls it) runs on fastbp's estimator and agrees with the kernel's loss and gradient."""
+    X, y = iris()
+    kwargs = dict(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=3, alpha=1e-3,
+                  random_state=0, activation="tanh")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = fastbp.MLPClassifier(**kwargs).fit(X, y)
+        theirs = sk.MLPClassifier(**kwargs).fit(X, y)
+    assert ours._coef_indptr == theirs._coef_indptr
+    assert ours._intercept_indptr == theirs._intercept_indptr
+    theta = np.concatenate([a.ravel() for a in ours.coefs_ + ours.intercepts_])
+    Y = ours._label_binarizer.transform(y).astype(float)
+    units = [X.shape[1], 5, 3]
+    buffers = ([X] + [np.empty((len(X), u)) for u in units[1:]],
+               [np.empty((len(X), u)) for u in units[1:]],
+               [np.empty((a, b)) for a, b in zip(units[:-1], units[1:])],
+               [np.empty(b) for b in units[1:]])
+    loss, grad = ours._loss_grad_lbfgs(theta, X, Y, None, *buffers)
+    net = ours._network(np.float64)
+    kernel_grad = np.empty_like(net.params)
+    kernel_loss = net.gradient(X, Y, kernel_grad, net.layout.workspace(len(X), np.float64),
+                               l2_per_weight=1e-3)
+    assert loss == pytest.approx(kernel_loss, rel=1e-12)
+    np.testing.assert_allclose(grad, kernel_grad, rtol=1e-10, atol=1e-14)
 
 
 def test_clone_and_pickle_round_trip():

@@ -13,7 +13,8 @@ own packing order.
 Keyword-only extras, all defaulting to scikit-learn's behaviour: ``n_jobs``
 (threads of the kernels), every fastbp hidden activation, ``class_weight``
 (classifier), ``progress`` (a progress bar over the epochs), ``on_divergence``
-(``'raise'`` where scikit-learn records NaN and keeps the best weights). With
+(``'raise'`` where scikit-learn records NaN and keeps the best weights),
+``callbacks`` (called after every epoch). With
 ``early_stopping`` the validation loss of each epoch is kept in
 ``validation_loss_curve_``.
 """
@@ -34,11 +35,12 @@ from sklearn.utils import shuffle as _shuffle
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import architecture as arch
 from . import io
 from ._guard import GuardedEpochs, scratch_like
+from ._optional import require
 from ._threads import check_n_jobs, kernel_threads, parts_for, threads_for
 from .kernels.losses import batch_weight
 from .kernels.records import read_only
@@ -61,6 +63,7 @@ _EXTRA_CONSTRAINTS = {
     "n_jobs": [None, Interval(Integral, -1, None, closed="left")],
     "progress": ["boolean"],
     "on_divergence": [StrOptions({"record", "raise"})],
+    "callbacks": [list, None],
 }
 
 
@@ -140,6 +143,7 @@ def _params_state(est):
     if params["random_state"] is not None and not isinstance(params["random_state"], int):
         raise ValueError("only an estimator whose random_state is None or an int can be "
                          f"saved, got {params['random_state']!r}")
+    params["callbacks"] = None  # objects of the caller's: a loaded estimator has none
     cw = params.get("class_weight")
     if isinstance(cw, dict):  # JSON object keys are strings: keep the labels' types
         params["class_weight"] = {"pairs": [[_json_value(k), float(v)] for k, v in cw.items()]}
@@ -294,6 +298,35 @@ class _FastbpMLP:
                       "n_outputs_", "out_activation_", "n_features_in_", "feature_names_in_",
                       "classes_", "_label_binarizer", "_no_improvement_count")
 
+    def to_torch(self, logits=False):
+        """The fitted network as a ``torch.nn.Sequential`` (needs PyTorch).
+
+        Its output is the network's output activations: ``predict_proba`` of a
+        multiclass or multilabel classifier, the probability of ``classes_[1]``
+        as one column for a binary one, the ``(n_samples, n_outputs)``
+        predictions of a regressor; ``logits=True`` leaves out the output
+        activation (see ``fastbp.MLP.to_torch``).
+        """
+        check_is_fitted(self)
+        require("torch", "to_torch", "torch")
+        from .interop import torch as torch_interop
+        return torch_interop.to_torch(self._network(self.coefs_[0].dtype), logits=logits)
+
+    def to_onnx(self, path):
+        """Write the fitted estimator as an ONNX graph to ``path`` (needs ``onnx``).
+
+        Input ``X`` (``(n_samples, n_features)``, the fitted dtype); outputs
+        ``output``, ``predict_proba`` of a classifier (both columns for a binary
+        one) or the ``(n_samples, n_outputs)`` predictions of a regressor, and for
+        classifiers ``label``, what ``predict`` returns (in ``classes_``). Opset
+        17; the write is atomic. Returns the path.
+        """
+        check_is_fitted(self)
+        require("onnx", "to_onnx", "onnx")
+        from .interop import onnx as onnx_interop
+        classes = self.classes_ if self._is_classifier() else None
+        return onnx_interop.write(self._network(self.coefs_[0].dtype), path, classes)
+
     def to_sklearn(self):
         """An equivalent scikit-learn estimator (same parameters, copies of the weights).
 
@@ -446,6 +479,7 @@ class _FastbpMLP:
 
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
+        callbacks = self._callbacks()
         early_stopping = self.early_stopping
         if early_stopping:
             # the split scikit-learn makes, from the same random state
@@ -504,6 +538,14 @@ class _FastbpMLP:
                 self.validation_loss_curve_.append(
                     self._validation_loss(net, X_val, Y_val_weighted))
             self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
+            logs = {"loss": self.loss_}
+            if early_stopping:
+                logs.update(val_score=self.validation_scores_[-1],
+                            val_loss=self.validation_loss_curve_[-1])
+            # every finished epoch reaches every callback, as in a native fit
+            asked = [cb(epoch, logs, self) is True for cb in callbacks]
+            if any(asked):
+                return {"loss": f"{self.loss_:.4g}"}, True
             schedule.iteration_ends(self.t_)
             postfix = {"loss": f"{self.loss_:.4g}",
                        "samples_per_s": f"{n_samples / (time.perf_counter() - start):.3g}"}
@@ -584,6 +626,15 @@ class _FastbpMLP:
         workspace = net.layout.workspace(X.shape[0], dtype)
         alpha = float(self.alpha)
         functions = net.functions()
+        callbacks = self._callbacks()
+
+        def after_iteration(intermediate_result):
+            net.params[...] = intermediate_result.x  # the estimator holds the iterate
+            logs = {"loss": float(intermediate_result.fun)}
+            if any([cb(after_iteration.count, logs, self) is True for cb in callbacks]):
+                raise StopIteration  # scipy ends the minimisation there
+            after_iteration.count += 1
+        after_iteration.count = 0
 
         def loss_and_grad(x):
             net.params[...] = x
@@ -596,7 +647,8 @@ class _FastbpMLP:
         with kernel_threads(None, parts):
             result = scipy.optimize.minimize(
                 loss_and_grad, net.params.astype(np.float64), method="L-BFGS-B", jac=True,
-                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
+                callback=after_iteration if callbacks else None)
         self.n_iter_ = min(result.nit, self.max_iter)
         if result.status != 0:
             warnings.warn(f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
@@ -605,6 +657,15 @@ class _FastbpMLP:
                           f"(max_iter={self.max_iter}).", ConvergenceWarning, stacklevel=3)
         self.loss_ = float(result.fun)
         net.params[...] = result.x
+
+    def _callbacks(self):
+        """``callbacks`` as a list, each checked to be callable."""
+        callbacks = list(self.callbacks or [])
+        for cb in callbacks:
+            if not callable(cb):
+                raise ValueError("callbacks must be callables called as callback(epoch, "
+                                 f"logs, estimator), got {cb!r}")
+        return callbacks
 
     def _packing(self, layer_units):
         """scikit-learn's offsets of each layer's weights and biases in the flat vector its
@@ -640,6 +701,13 @@ class MLPClassifier(_FastbpMLP, _SkMLPClassifier):
         ``loss_curve_`` and ``validation_scores_``. ``'raise'`` raises
         scikit-learn's "non-finite parameter weights" ``ValueError`` and leaves
         the estimator as it was, as every fit without early stopping does.
+    callbacks : list of callables, optional
+        Called as ``callback(epoch, logs, estimator)`` after every epoch of
+        ``sgd``/``adam`` (``logs``: ``loss``, and with ``early_stopping``
+        ``val_score`` and ``val_loss``) and every iteration of ``lbfgs``
+        (``loss``); one that returns True ends the fit there. The native
+        callbacks work (``fastbp.callbacks.Checkpoint`` saves the estimator).
+        Not saved with the estimator.
 
     ``activation`` may be any fastbp hidden activation (``prelu``'s learnable
     slopes are kept in ``slopes_``). With ``early_stopping``,
@@ -659,9 +727,10 @@ class MLPClassifier(_FastbpMLP, _SkMLPClassifier):
                  random_state=None, tol=0.0001, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-08, n_iter_no_change=10, max_fun=15000,
-                 n_jobs=None, class_weight=None, progress=False, on_divergence="record"):
+                 n_jobs=None, class_weight=None, progress=False, on_divergence="record",
+                 callbacks=None):
         _store_params(self, locals())
-        self.loss = "log_loss"  # not a parameter: scikit-learn sets it too (its _backprop reads it)
+        self.loss = "log_loss"  # not a parameter; scikit-learn's _backprop reads it
 
     def _class_weighted(self, y, sample_weight):
         if self.class_weight is None:
@@ -687,7 +756,8 @@ class MLPRegressor(_FastbpMLP, _SkMLPRegressor):
     """scikit-learn's ``MLPRegressor``, trained and evaluated by fastbp's kernels.
 
     Parameters are scikit-learn's (``loss`` is ``'squared_error'`` or
-    ``'poisson'``), plus the keyword-only ``n_jobs``, ``progress`` and ``on_divergence`` of
+    ``'poisson'``), plus the keyword-only ``n_jobs``, ``progress``, ``on_divergence`` and
+    ``callbacks`` of
     ``MLPClassifier``; ``activation`` may be any fastbp hidden activation.
     """
 
@@ -703,5 +773,5 @@ class MLPRegressor(_FastbpMLP, _SkMLPRegressor):
                  random_state=None, tol=0.0001, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-08, n_iter_no_change=10, max_fun=15000,
-                 n_jobs=None, progress=False, on_divergence="record"):
+                 n_jobs=None, progress=False, on_divergence="record", callbacks=None):
         _store_params(self, locals())

@@ -221,7 +221,7 @@ class MLP:
         """
         require("torch", "to_torch", "torch")
         from .interop import torch as torch_interop
-        return torch_interop.to_torch(self, logits=logits)
+        return torch_interop.to_torch(self.network, logits=logits)
 
     @classmethod
     def from_torch(cls, sequential, output=None, loss=None, dtype=None):
@@ -250,7 +250,7 @@ class MLP:
         """
         require("onnx", "to_onnx", "onnx")
         from .interop import onnx as onnx_interop
-        return onnx_interop.write(self, path)
+        return onnx_interop.write(self.network, path)
 
     # ------------------------------------------------------------------ inference
     def predict_proba(self, X):

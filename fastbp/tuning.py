@@ -26,6 +26,15 @@ since the strategy fixes the order of the sums, a recorded choice is what
 makes ``auto`` give the same bits run after run. Two processes pricing the
 same problem at once agree on the first record written. ``forget()`` removes
 the records (the next fit prices again); ``strategy=`` pins one.
+
+A price taken while another process holds a core is not recorded: a parallel
+phase then waits for a scheduler time slice (8 ms against 2-3 µs on an idle
+machine here, one CPU-bound process beside a 2-core pricing), which prices
+every parallel strategy far too high, and the record would keep that moment's
+choice for good. Such a fit runs the choice of the moment, and a later fit
+prices again. The test is physical, not tuned: a phase of a few microseconds'
+work that takes a millisecond (``BUSY_PHASE_SECONDS``, longer than any thread
+wake-up, shorter than a time slice) means a part waited for a core.
 """
 import hashlib
 import json
@@ -79,8 +88,11 @@ def _cpu():
 def _blas():
     try:
         from threadpoolctl import threadpool_info
-        return ";".join(f"{i.get('internal_api')}:{i.get('version')}:{i.get('architecture')}"
-                        for i in threadpool_info() if i.get("user_api") == "blas")
+        # sorted: threadpoolctl lists the loaded libraries in an order that varies between
+        # processes (NumPy's and SciPy's OpenBLAS swapped places), which changed the identity
+        return ";".join(sorted(
+            f"{i.get('internal_api')}:{i.get('version')}:{i.get('architecture')}"
+            for i in threadpool_info() if i.get("user_api") == "blas"))
     except Exception:  # threadpoolctl missing or failing: the CPU identity still holds
         return ""
 
@@ -148,6 +160,10 @@ def _candidates(sizes):
 # the compile, even with a perfect split over the parts, runs serial without pricing.
 PRICING_SECONDS = 1.0
 
+# A parallel phase with nothing to do that takes this long means a part waited for a core
+# (see the module docstring): the machine is busy, and a price taken now is not recorded.
+BUSY_PHASE_SECONDS = 1e-3
+
 # Prices closer than this to the lowest count as a tie, which the simpler strategy (the
 # earlier in ENTRY) wins: pricing repeated on one machine varies by about this much.
 TIE = 0.05
@@ -214,7 +230,9 @@ def choose(sizes, batch_size, dtype, parts, steps=None):
             if not any(worth(n, quick) for n in _candidates(sizes)[2:]):
                 return "serial"  # not recorded: a longer fit decides again
         with kernel_threads(None, parts):  # alone among fastbp's calls while it times
+            busy = _launch_seconds(parts) >= BUSY_PHASE_SECONDS
             seconds = price(sizes, batch_size, dtype, parts, worth)
+            busy = busy or _launch_seconds(parts) >= BUSY_PHASE_SECONDS
         best = _best(seconds)
         left_out = len(seconds) < len(_candidates(sizes))
         if steps is not None:
@@ -224,6 +242,10 @@ def choose(sizes, batch_size, dtype, parts, steps=None):
                 logger.info("fastbp: %s runs %s this time: no faster strategy would repay "
                             "compiling it in %d steps", key, affordable, steps)
                 return affordable
+        if busy:
+            logger.info("fastbp: %s runs %s this time: the machine is busy (another process "
+                        "holds a core), so the price is not recorded", key, best)
+            return best
         record = {"key": key, "strategy": best, "predicted_step_seconds": seconds,
                   "priced_in_seconds": time.perf_counter() - start,
                   "date": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -393,7 +415,14 @@ def _elementwise_seconds(n_values, dtype, trials=5, budget=0.005):
 
 
 def _launch_seconds(parts):
-    """One parallel phase over ``parts`` parts: a ``prange`` that does nothing else."""
+    """One parallel phase over ``parts`` parts: a ``prange`` that does nothing else.
+
+    In the steady state of an epoch's back-to-back phases: a few calls first wake
+    the threads (and load the kernel), which an epoch pays once, not per phase.
+    """
     from .kernels.timing import parallel_touch
     out = np.zeros(parts)
+    with kernel_threads(min(parts, numba.config.NUMBA_NUM_THREADS), 1):
+        for _ in range(3):
+            parallel_touch(out)
     return _timed(lambda: parallel_touch(out), blas_threads=1, parallel=parts)

@@ -19,8 +19,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import fastbp
 
 PAIRS = [(fastbp.MLPClassifier, sk.MLPClassifier), (fastbp.MLPRegressor, sk.MLPRegressor)]
-EXTRAS = {fastbp.MLPClassifier: ["n_jobs", "class_weight", "progress", "on_divergence"],
-          fastbp.MLPRegressor: ["n_jobs", "progress", "on_divergence"]}
+EXTRAS = {fastbp.MLPClassifier: ["n_jobs", "class_weight", "progress", "on_divergence",
+                                  "callbacks"],
+          fastbp.MLPRegressor: ["n_jobs", "progress", "on_divergence", "callbacks"]}
 
 
 @pytest.mark.parametrize("ours,theirs", PAIRS)
@@ -323,6 +324,34 @@ def test_lbfgs_fit_keeps_scikit_learns_packing_and_its_loss_gradient_hook():
                                l2_per_weight=1e-3)
     assert loss == pytest.approx(kernel_loss, rel=1e-12)
     np.testing.assert_allclose(grad, kernel_grad, rtol=1e-10, atol=1e-14)
+
+
+def test_callbacks_see_every_epoch_can_stop_the_fit_and_checkpoint_the_estimator(tmp_path):
+    X, y = iris()
+    seen = []
+
+    def record(epoch, logs, est):
+        seen.append((epoch, dict(logs), est.n_iter_))
+        return epoch == 4  # stop after the fifth epoch
+
+    checkpoint = fastbp.callbacks.Checkpoint(tmp_path / "est.fastbp")
+    est = fastbp.MLPClassifier(hidden_layer_sizes=(5,), max_iter=50, random_state=0,
+                               early_stopping=True, callbacks=[record, checkpoint])
+    est.fit(X, y)
+    assert est.n_iter_ == 5 and [e for e, _, _ in seen] == list(range(5))
+    assert [n for _, _, n in seen] == [1, 2, 3, 4, 5]
+    assert [logs["loss"] for _, logs, _ in seen] == est.loss_curve_
+    assert [logs["val_score"] for _, logs, _ in seen] == est.validation_scores_
+    saved = fastbp.load(tmp_path / "est.fastbp")  # the last epoch's estimator
+    assert saved.n_iter_ == 5 and saved.callbacks is None
+    # L-BFGS: once per iteration, with the loss at the iterate
+    losses = []
+    fastbp.MLPRegressor(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=200, random_state=0,
+                        callbacks=[lambda i, logs, est: losses.append(logs["loss"]) or i == 2]
+                        ).fit(*diabetes())
+    assert len(losses) == 3 and losses[0] > losses[-1]
+    with pytest.raises(ValueError, match="callbacks must be callables"):
+        fastbp.MLPClassifier(callbacks=["not callable"]).fit(X, y)
 
 
 def test_clone_and_pickle_round_trip():

@@ -225,13 +225,72 @@ def test_onnx_graph_records_its_producer_and_a_failed_write_keeps_the_old_file(t
     assert "6-9[relu]-7[relu]-3[softmax]" in proto.doc_string
     before = path.read_bytes()
 
-    def broken(_model):
+    def broken(*_):
         raise RuntimeError("disk full")
     monkeypatch.setattr(onnx_export, "build", broken)
     with pytest.raises(RuntimeError):
         model.to_onnx(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+# ------------------------------------------------------------------------ the estimators
+def estimator_cases():
+    """Fitted estimators of every kind of output, with data: multiclass with text labels,
+    binary with labels that are not 0/1, multilabel, one- and two-output regression."""
+    from sklearn.datasets import load_iris
+    X, y = load_iris(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    kwargs = dict(hidden_layer_sizes=(6,), max_iter=30, random_state=0)
+    return {
+        "multiclass": (fastbp.MLPClassifier(**kwargs), X, names),
+        "binary": (fastbp.MLPClassifier(**kwargs), X, np.where(y == 0, 3, 7)),
+        "multilabel": (fastbp.MLPClassifier(**kwargs), X,
+                       np.eye(3, dtype=int)[y] | (X[:, :3] > 0)),
+        "regression": (fastbp.MLPRegressor(**kwargs), X[:, 1:], X[:, 0]),
+        "two_outputs": (fastbp.MLPRegressor(**kwargs), X[:, 2:], X[:, :2]),
+    }
+
+
+def estimator_outputs(est, X):
+    """What an estimator's exports must reproduce: predict_proba, or predict as 2-D."""
+    return (est.predict_proba(X) if hasattr(est, "classes_")
+            else est.predict(X).reshape(len(X), -1))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("case", ["multiclass", "binary", "multilabel", "regression",
+                                  "two_outputs"])
+def test_estimators_export_to_onnx_and_torch_what_they_predict(case, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    torch = pytest.importorskip("torch")
+    est, X, y = estimator_cases()[case]
+    est.fit(X, y)
+    session = ort.InferenceSession(str(est.to_onnx(tmp_path / "est.onnx")),
+                                   providers=["CPUExecutionProvider"])
+    got = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"X": X})))
+    np.testing.assert_allclose(got["output"], estimator_outputs(est, X), rtol=1e-12,
+                               atol=1e-12)
+    if hasattr(est, "classes_"):
+        np.testing.assert_array_equal(got["label"], est.predict(X))
+    else:
+        assert set(got) == {"output"}
+    out = est.to_torch()(torch.from_numpy(X)).detach().numpy()
+    expected = estimator_outputs(est, X)
+    if case == "binary":  # the network's one output: the probability of classes_[1]
+        expected = expected[:, 1:]
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_an_unfitted_estimator_has_nothing_to_export(tmp_path):
+    from sklearn.exceptions import NotFittedError
+    for est in (fastbp.MLPClassifier(), fastbp.MLPRegressor()):
+        with pytest.raises(NotFittedError):
+            est.to_onnx(tmp_path / "never.onnx")
+        with pytest.raises(NotFittedError):
+            est.to_torch()
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---------------------------------------------------------------------------------- optional

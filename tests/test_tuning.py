@@ -17,6 +17,8 @@ def records(tmp_path, monkeypatch):
     monkeypatch.setattr(tuning, "records_dir", lambda: tmp_path)
     monkeypatch.setattr(tuning, "_chosen", {})
     monkeypatch.setattr(tuning, "_priced", {})
+    # a quiet machine: on a busy one nothing is recorded (tested below with a busy figure)
+    monkeypatch.setattr(tuning, "_launch_seconds", lambda parts: 2e-6)
     return tmp_path
 
 
@@ -50,6 +52,24 @@ def test_a_choice_is_recorded_and_read_back_instead_of_pricing_again(records, mo
     assert tuning.choose((30, 40, 5), 16, np.float64, 2) == "serial"
     assert tuning.choose((30, 40, 5), 17, np.float32, 2) == "serial"
     assert len(list(records.glob("*.json"))) == 3
+
+
+def test_a_price_taken_on_a_busy_machine_is_used_once_and_not_recorded(records, monkeypatch):
+    """A parallel phase that waits a scheduler slice (another process holds a core) would
+    price every parallel strategy too high for good: that moment's choice runs, unrecorded,
+    and the next fit prices again."""
+    monkeypatch.setattr(tuning, "price", lambda *a, **k: {"serial": 1.0, "columns": 3.0})
+    monkeypatch.setattr(tuning, "_launch_seconds", lambda parts: 8e-3)
+    assert tuning.choose((30, 40, 5), 16, np.float32, 2) == "serial"
+    assert list(records.glob("*.json")) == []
+    launches = iter([2e-6, 8e-3])  # busy by the end of the pricing: not recorded either
+    monkeypatch.setattr(tuning, "_launch_seconds", lambda parts: next(launches))
+    assert tuning.choose((30, 40, 5), 16, np.float32, 2) == "serial"
+    assert list(records.glob("*.json")) == []
+    monkeypatch.setattr(tuning, "price", lambda *a, **k: {"serial": 2.0, "columns": 1.0})
+    monkeypatch.setattr(tuning, "_launch_seconds", lambda parts: 2e-6)
+    assert tuning.choose((30, 40, 5), 16, np.float32, 2) == "columns"  # quiet: recorded
+    assert len(list(records.glob("*.json"))) == 1
 
 
 def test_processes_that_price_at_once_agree_on_the_first_record(records, monkeypatch):
@@ -107,6 +127,20 @@ def test_fits_use_the_recorded_strategy_and_a_pin_wins(records, monkeypatch):
 def test_machine_identity_is_stable_and_names_the_records_folder():
     assert tuning.machine_id() == tuning.machine_id() and len(tuning.machine_id()) == 16
     assert tuning.records_dir().name == tuning.machine_id()
+
+
+def test_machine_identity_does_not_depend_on_the_order_the_blas_libraries_are_listed(
+        monkeypatch):
+    """threadpoolctl lists NumPy's and SciPy's OpenBLAS in an order that varies between
+    processes (seen beside a busy process): the identity, and so the records, must not."""
+    import threadpoolctl
+    libraries = [{"user_api": "blas", "internal_api": "openblas", "version": v,
+                  "architecture": "SkylakeX"} for v in ("0.3.31", "0.3.30")]
+    found = []
+    for order in (libraries, libraries[::-1]):
+        monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda order=order: order)
+        found.append(tuning._blas())
+    assert found[0] == found[1] and "0.3.30" in found[0] and "0.3.31" in found[0]
 
 
 def test_a_short_fit_does_not_compile_a_strategy_it_cannot_repay(records, monkeypatch):

@@ -1,6 +1,6 @@
-"""Write a ``fastbp.MLP`` as an ONNX graph (``MLP.to_onnx``).
+"""Write a network as an ONNX graph (``MLP.to_onnx``, the estimators' ``to_onnx``).
 
-Imported only by ``MLP.to_onnx``, so onnx stays optional. Each layer is one
+Imported only by the ``to_onnx`` methods, so onnx stays optional. Each layer is one
 ``Gemm`` (``X·W + b``; ONNX's row-major ``B`` is fastbp's ``(fan_in, fan_out)``
 as it is) followed by its activation, in the form its registry entry gives
 (``fastbp.kernels.activations``): one ONNX operator of the same function, or a
@@ -10,7 +10,9 @@ parameter as a float32 attribute (``LeakyRelu``).
 
 Outputs: ``output``, the output activations (``predict_proba`` of a
 classifier, ``predict`` of a regressor as ``(n_samples, n_outputs)``), and for
-classifiers ``label``, what ``predict`` returns (int64).
+classifiers ``label``, what ``predict`` returns (int64). Given an estimator's
+``classes``, ``label`` holds the classes themselves, and a binary classifier's
+``output`` both columns of ``predict_proba``.
 """
 import numpy as np
 import onnx
@@ -61,21 +63,18 @@ def _activation(g, name, z, gamma, slopes, output):
     return form(g, z, gamma, slopes, output)
 
 
-def build(model):
-    """The ``onnx.ModelProto`` of ``model`` (checked by ``onnx.checker``)."""
-    from .. import __version__
-    elem = TensorProto.FLOAT if model.dtype == np.float32 else TensorProto.DOUBLE
-    g = _Graph(model.dtype)
-    x = "X"
-    n_layers = len(model.coefs_)
-    for l, (W, b) in enumerate(zip(model.coefs_, model.intercepts_)):
-        z = g.op("Gemm", [x, g.const(f"W{l}", W), g.const(f"b{l}", b)], stem=f"z{l}")
-        last = l == n_layers - 1
-        x = _activation(g, model.network.layout.activations[l], z, model.network.layout.gamma_per_layer[l],
-                        model.slopes_.get(l), "output" if last else None)
-    n_samples, n_out = "n_samples", model.layer_sizes[-1]
+def build(network, classes=None):
+    """The ``onnx.ModelProto`` of ``network`` (a ``fastbp.network.Network``), checked by
+    ``onnx.checker``; ``classes``: an estimator's ``classes_``, which ``label`` answers in."""
+    elem = TensorProto.FLOAT if network.dtype == np.float32 else TensorProto.DOUBLE
+    g = _Graph(network.dtype)
+    targets = LOSSES[network.loss].targets  # what predict returns, as MLP.predict
+    n_samples, n_out = "n_samples", network.layer_sizes[-1]
+    if classes is not None and targets in ("labels", "unit"):
+        _classify(g, "X", network, np.asarray(classes), targets)
+        return _model(g, network, elem, _estimator_outputs(network, classes, targets, elem))
+    _layers(g, "X", network, "output")
     outputs = [helper.make_tensor_value_info("output", elem, [n_samples, n_out])]
-    targets = LOSSES[model.loss].targets  # what predict returns, as MLP.predict
     if targets == "labels":
         g.op("ArgMax", ["output"], output="label", axis=1, keepdims=0)
         outputs.append(helper.make_tensor_value_info("label", TensorProto.INT64, [n_samples]))
@@ -88,19 +87,67 @@ def build(model):
             g.op("Squeeze", [label, g.const("axis", [1], np.int64)], output="label")
             label_shape = [n_samples]
         outputs.append(helper.make_tensor_value_info("label", TensorProto.INT64, label_shape))
+    return _model(g, network, elem, outputs)
+
+
+def _layers(g, x, network, last_output):
+    """The nodes of every layer from input ``x``; returns the output activations' name."""
+    layout = network.layout
+    n_layers = len(network.coefs)
+    for l, (W, b) in enumerate(zip(network.coefs, network.intercepts)):
+        z = g.op("Gemm", [x, g.const(f"W{l}", W), g.const(f"b{l}", b)], stem=f"z{l}")
+        x = _activation(g, layout.activations[l], z, layout.gamma_per_layer[l],
+                        network.slopes.get(l), last_output if l == n_layers - 1 else None)
+    return x
+
+
+def _classify(g, x, network, classes, targets):
+    """An estimator's ``output`` (its ``predict_proba``) and ``label`` (its ``predict``)."""
+    n_out = network.layer_sizes[-1]
+    if targets == "labels":  # softmax: the class of the largest probability
+        _layers(g, x, network, "output")
+        index = g.op("ArgMax", ["output"], axis=1, keepdims=0)
+        g.op("Gather", [g.const("classes", classes, classes.dtype), index], output="label",
+             axis=0)
+    elif n_out == 1:  # binary: scikit-learn's predict_proba is [1 - p, p]
+        p = _layers(g, x, network, None)
+        g.op("Concat", [g.op("Sub", [g.const("one", [[1.0]]), p]), p], output="output", axis=1)
+        above = g.op("Cast", [g.op("Greater", [p, g.const("threshold", 0.5)])],
+                     to=TensorProto.INT64)
+        index = g.op("Squeeze", [above, g.const("axis", [1], np.int64)])
+        g.op("Gather", [g.const("classes", classes, classes.dtype), index], output="label",
+             axis=0)
+    else:  # multilabel: the 0/1 indicator matrix
+        _layers(g, x, network, "output")
+        g.op("Cast", [g.op("Greater", ["output", g.const("threshold", 0.5)])], output="label",
+             to=TensorProto.INT64)
+
+
+def _estimator_outputs(network, classes, targets, elem):
+    n_samples, n_out = "n_samples", network.layer_sizes[-1]
+    if targets == "unit" and n_out > 1:
+        return [helper.make_tensor_value_info("output", elem, [n_samples, n_out]),
+                helper.make_tensor_value_info("label", TensorProto.INT64, [n_samples, n_out])]
+    label_type = helper.np_dtype_to_tensor_dtype(np.asarray(classes).dtype)
+    return [helper.make_tensor_value_info("output", elem, [n_samples, len(classes)]),
+            helper.make_tensor_value_info("label", label_type, [n_samples])]
+
+
+def _model(g, network, elem, outputs):
+    from .. import __version__
     graph = helper.make_graph(
         g.nodes, "fastbp_mlp",
-        [helper.make_tensor_value_info("X", elem, [n_samples, model.layer_sizes[0]])],
+        [helper.make_tensor_value_info("X", elem, ["n_samples", network.layer_sizes[0]])],
         outputs, g.initializers)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="fastbp", producer_version=__version__,
-                              doc_string=f"{model.network.layout.describe()}, loss={model.loss}")
+                              doc_string=f"{network.layout.describe()}, loss={network.loss}")
     proto.ir_version = 8  # the IR of opset 17; newer onnx packages default to a newer one
     onnx.checker.check_model(proto, full_check=True)
     return proto
 
 
-def write(model, path):
-    """Write ``model``'s graph to ``path`` atomically; returns the path."""
+def write(network, path, classes=None):
+    """Write ``network``'s graph (see ``build``) to ``path`` atomically; returns the path."""
     from ..atomic import write_bytes_atomic
-    return write_bytes_atomic(path, build(model).SerializeToString())
+    return write_bytes_atomic(path, build(network, classes).SerializeToString())

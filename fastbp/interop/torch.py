@@ -48,11 +48,12 @@ def _module(name, gamma, slopes):
     return cls(**{k: gamma if v == "gamma" else v for k, v in entry.torch_args.items()})
 
 
-def to_torch(model, logits=False):
-    """See ``MLP.to_torch``."""
+def to_torch(network, logits=False):
+    """The ``nn.Sequential`` of ``network`` (a ``fastbp.network.Network``): see
+    ``MLP.to_torch``."""
     modules = []
-    n_layers = len(model.coefs_)
-    for l, (W, b) in enumerate(zip(model.coefs_, model.intercepts_)):
+    n_layers = len(network.coefs)
+    for l, (W, b) in enumerate(zip(network.coefs, network.intercepts)):
         # built on the meta device so that no initial weights are drawn from torch's RNG
         linear = nn.Linear(W.shape[0], W.shape[1], device="meta")
         linear.weight = nn.Parameter(torch.from_numpy(W.T.copy()))  # a copy, not a view
@@ -60,8 +61,8 @@ def to_torch(model, logits=False):
         modules.append(linear)
         if l == n_layers - 1 and logits:
             break
-        name = model.network.layout.activations[l]
-        module = _module(name, model.network.layout.gamma_per_layer[l], model.slopes_.get(l))
+        name = network.layout.activations[l]
+        module = _module(name, network.layout.gamma_per_layer[l], network.slopes.get(l))
         if module is not None:
             modules.append(module)
     return nn.Sequential(*modules)

@@ -39,12 +39,16 @@ def main(argv=None):
     X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0, stratify=y)
     print(f"{'estimator':<14}{'best parameters':<44}{'CV score':>9}{'held out':>9}"
           f"{'seconds':>9}")
+    scores = []
     for name, cls in (("scikit-learn", ScikitLearnMLPClassifier),
                       ("fastbp", fastbp.MLPClassifier)):
         grid, seconds = search(cls, X_train, y_train, args.n_jobs)
         best = {k.split("__")[1]: v for k, v in grid.best_params_.items()}
+        scores.append(grid.cv_results_["mean_test_score"])
         print(f"{name:<14}{str(best):<44}{grid.best_score_:9.4f}"
               f"{grid.score(X_test, y_test):9.4f}{seconds:9.1f}", flush=True)
+    print(f"largest difference of a grid point's mean CV score: "
+          f"{abs(scores[0] - scores[1]).max():.2g} ({len(scores[0])} points)")
 
 
 if __name__ == "__main__":

@@ -449,6 +449,27 @@ def test_pipeline_grid_search_with_threads_and_processes_and_cross_val_score():
     assert scores.shape == (3,) and np.all(scores > 0.5)
 
 
+def fit_and_count_cache_misses(X, y):
+    """In a worker process: fit, and count the kernels that had to compile there."""
+    from fastbp.kernels import entries
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fastbp.MLPClassifier(hidden_layer_sizes=(7,), max_iter=5, random_state=0).fit(X, y)
+    dispatchers = [getattr(entries, n) for n in ("train_epoch", "predict_rows")]
+    return (sum(sum(d.stats.cache_misses.values()) for d in dispatchers),
+            sum(sum(d.stats.cache_hits.values()) for d in dispatchers))
+
+
+def test_loky_workers_load_the_kernels_from_the_disk_cache():
+    """GridSearchCV's process workers: with a warm cache nothing compiles again per worker."""
+    from joblib.externals.loky import get_reusable_executor
+    X, y = iris()
+    fit_and_count_cache_misses(X, y)  # warms the cache in this process (if it was cold)
+    executor = get_reusable_executor(max_workers=2, reuse=False)  # fresh processes
+    counts = list(executor.map(fit_and_count_cache_misses, [X, X], [y, y]))
+    assert all(misses == 0 and hits >= 1 for misses, hits in counts), counts
+
+
 def test_fits_in_worker_threads_default_to_one_kernel_thread():
     """One thread in a worker thread, but the work split into the same parts (same results)."""
     import threading

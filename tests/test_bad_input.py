@@ -820,3 +820,40 @@ def test_read_only_inputs_reuse_the_kernels_writable_inputs_compiled(tmp_path):
         for a, b in zip(writable, mapped):
             np.testing.assert_array_equal(a, b)
         del mapped_X, mapped_y
+
+
+# ------------------------------------------------------------------------------ as scikit-learn
+# What fastbp's estimators refuse on purpose where scikit-learn's take it (docs/sklearn.md,
+# "Behaviours side by side"): float32 values whose squares overflow.
+REFUSED_WHERE_SCIKIT_LEARN_WORKS = {("huge_X_float32", "MLPClassifier.fit"),
+                                    ("huge_X_float32", "MLPRegressor.fit")}
+
+
+def estimator_refusals():
+    """The cells where a fastbp estimator raises."""
+    for param in cells(cli=False):
+        name, entry, expected = param.values
+        failure = expected.alternative if isinstance(expected, WorksOr) else expected
+        if entry.startswith(("MLPClassifier.", "MLPRegressor.")) and isinstance(failure, Raises):
+            yield pytest.param(name, entry, failure, id=f"{name}-{entry}")
+
+
+@pytest.mark.parametrize("name,entry,failure", list(estimator_refusals()))
+def test_estimators_raise_the_exception_type_scikit_learn_raises(name, entry, failure, tmp_path):
+    """Bad input at an estimator's entry point: scikit-learn's own estimator, fitted the
+    same way, raises an exception of the type fastbp's raises (its InvalidParameterError
+    is both a ValueError and a TypeError)."""
+    from sklearn import neural_network
+    case = CASES[name]
+    cls = entry.split(".")[0]
+    theirs = getattr(neural_network, cls)(hidden_layer_sizes=(5,), max_iter=3, batch_size=8,
+                                         random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs.fit(X, Y["clf" if cls == "MLPClassifier" else "reg"])
+        theirs.set_params(**case.est)
+        if (name, entry) in REFUSED_WHERE_SCIKIT_LEARN_WORKS:
+            invoke(entry, theirs, case, tmp_path)
+            return
+        with pytest.raises(failure.exc):
+            invoke(entry, theirs, case, tmp_path)

@@ -354,6 +354,98 @@ def test_callbacks_see_every_epoch_can_stop_the_fit_and_checkpoint_the_estimator
         fastbp.MLPClassifier(callbacks=["not callable"]).fit(X, y)
 
 
+# One row per behaviour a scikit-learn user relies on: the estimator, its parameters, the
+# data and the calls. Each is run with scikit-learn's estimator and with fastbp's, and every
+# fitted attribute scikit-learn sets is compared (FITTED_ATTRIBUTES), with the predictions.
+def _sparse(data):
+    X, y = data
+    return scipy.sparse.csr_matrix(np.where(np.abs(X) > 0.5, X, 0.0)), y
+
+
+def _frame(data):
+    import pandas as pd
+    X, y = data
+    return pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])]), y
+
+
+def _two_targets(data):
+    X, y = data
+    return X[:, 1:], np.column_stack([X[:, 0], y])
+
+
+def _weights(X, y):
+    return np.linspace(0.5, 2.0, len(y))
+
+
+BEHAVIOURS = {
+    "multioutput regression": ("reg", {}, lambda: _two_targets(diabetes()), ["fit"]),
+    "multilabel classification": ("clf", {"solver": "sgd"}, multilabel, ["fit"]),
+    "sparse input": ("clf", {}, lambda: _sparse(iris()), ["fit"]),
+    "sample_weight": ("reg", {"solver": "sgd"}, diabetes, ["fit_weighted"]),
+    "warm_start": ("clf", {"warm_start": True}, iris, ["fit", "fit"]),
+    "partial_fit with classes": ("clf", {"solver": "sgd"}, iris,
+                                 ["partial_fit_classes", "partial_fit", "partial_fit"]),
+    "early_stopping, validation_fraction": ("clf", {"early_stopping": True,
+                                                    "validation_fraction": 0.2}, breast_cancer,
+                                            ["fit"]),
+    "n_iter_no_change": ("reg", {"n_iter_no_change": 2, "tol": 1e-2, "max_iter": 50},
+                         diabetes, ["fit"]),
+    "lbfgs max_fun": ("clf", {"solver": "lbfgs", "max_fun": 15}, iris, ["fit"]),
+    "feature_names_in_ (pandas)": ("reg", {}, lambda: _frame(diabetes()), ["fit"]),
+}
+FITTED_ATTRIBUTES = ("n_iter_", "t_", "loss_", "best_loss_", "loss_curve_",
+                     "validation_scores_", "best_validation_score_", "n_features_in_",
+                     "feature_names_in_", "n_outputs_", "n_layers_", "out_activation_",
+                     "classes_", "coefs_", "intercepts_")
+
+
+def _run_behaviour(cls, params, data, calls):
+    X, y = data
+    est = cls(**{"hidden_layer_sizes": (6,), "max_iter": 8, "random_state": 0, **params})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for call in calls:
+            if call == "fit_weighted":
+                est.fit(X, y, sample_weight=_weights(X, y))
+            elif call == "partial_fit_classes":
+                est.partial_fit(X, y, classes=np.unique(y))
+            else:
+                getattr(est, call)(X, y)
+    return est
+
+
+@pytest.mark.parametrize("behaviour", list(BEHAVIOURS))
+def test_fitted_attributes_and_predictions_are_scikit_learns(behaviour):
+    kind, params, make_data, calls = BEHAVIOURS[behaviour]
+    ours_cls, theirs_cls = PAIRS[0] if kind == "clf" else PAIRS[1]
+    data = make_data()
+    ours = _run_behaviour(ours_cls, params, data, calls)
+    theirs = _run_behaviour(theirs_cls, params, data, calls)
+    compared = [a for a in FITTED_ATTRIBUTES if hasattr(theirs, a)]
+    assert [a for a in FITTED_ATTRIBUTES if hasattr(ours, a)] == compared
+    for name in compared:
+        mine, ref = getattr(ours, name), getattr(theirs, name)
+        if name in ("coefs_", "intercepts_"):
+            assert len(mine) == len(ref), name
+            for a, b in zip(mine, ref):
+                np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9, err_msg=name)
+        elif isinstance(ref, (list, float, np.floating)):  # curves and scores, NaN included
+            np.testing.assert_allclose(np.asarray(mine, dtype=float),
+                                       np.asarray(ref, dtype=float), rtol=1e-7, atol=1e-9,
+                                       err_msg=name)
+        elif isinstance(ref, np.ndarray):  # classes_, feature_names_in_
+            np.testing.assert_array_equal(mine, ref, err_msg=name)
+        else:
+            assert mine == ref, name
+    X = data[0]
+    if kind == "clf":
+        np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+        np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-7,
+                                   atol=1e-9)
+    else:
+        np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-7, atol=1e-9)
+
+
 def test_clone_and_pickle_round_trip():
     X, y = iris()
     est = fastbp.MLPClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=0,

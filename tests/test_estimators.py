@@ -1,8 +1,10 @@
 """fastbp.MLPClassifier / MLPRegressor against scikit-learn's own estimators."""
 import inspect
+import io
 import pickle
 import warnings
 
+import joblib
 import numpy as np
 import pytest
 import scipy.sparse
@@ -454,6 +456,16 @@ def test_clone_and_pickle_round_trip():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(X, y)
     assert clone(est).get_params() == est.get_params()
+    with warnings.catch_warnings():  # a clone is unfitted; fitted again, it is the same model
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        np.testing.assert_array_equal(clone(est).fit(X, y).predict_proba(X),
+                                      est.predict_proba(X))
+    buffer = io.BytesIO()
+    joblib.dump(est, buffer)
+    buffer.seek(0)
+    loaded = joblib.load(buffer)
+    assert loaded.n_iter_ == est.n_iter_ and loaded.loss_curve_ == est.loss_curve_
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
     again = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(again.predict_proba(X), est.predict_proba(X))
     with warnings.catch_warnings():

@@ -112,6 +112,64 @@ def test_user_mistakes_print_one_line_and_exit_2(files):
     user_error("predict", files / "r1.fastbp", files / "train.csv", match="not a number")
 
 
+def test_version_and_every_option_documented_with_its_default():
+    assert ok("--version").strip() == f"fastbp {__import__('fastbp').__version__}"
+    from fastbp.cli.parser import build_parser
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for name, parser in commands.items():
+        for action in parser._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"{name} {action.option_strings[0]} has no help"
+    text = ok("train", "--help")
+    for shown in ("(default: 20)", "(default: adam)", "(default: 0.001)", "(default: 128)"):
+        assert shown in text.replace("\n", " ").replace("  ", " ") or shown in text, shown
+
+
+def test_options_and_output_paths_are_checked_before_any_data_is_read(tmp_path):
+    """The file named is missing too: each run reports its option, so it looked at the
+    option first (nothing read, nothing trained)."""
+    missing = tmp_path / "missing.csv"
+    user_error("train", missing, "--epochs", 0, match="--epochs must be a positive integer")
+    user_error("train", missing, "--lr", -1, match="--lr must be a positive number")
+    user_error("train", missing, "--out", tmp_path / "no" / "m.fastbp",
+               match=f"the directory {tmp_path / 'no'} does not exist")
+    user_error("train", missing, "--out", tmp_path, match="is a directory")
+    user_error("train", missing, "--plot", tmp_path, match="--plot")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no test file left behind
+
+
+def test_a_trained_model_is_never_lost_when_its_output_becomes_unwritable(tmp_path,
+                                                                           monkeypatch,
+                                                                           capsys):
+    """Writable when checked, gone when training ends: the model goes to a fallback file,
+    one line says where, status 2; an unwritable plot after a good save: status 2, model kept."""
+    import shutil
+    import fastbp
+    from fastbp.cli import main
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    real_fit = fastbp.MLP.fit
+
+    def fit_then_remove(self, *args, **kwargs):
+        history = real_fit(self, *args, **kwargs)
+        shutil.rmtree(gone)
+        return history
+    monkeypatch.setattr(fastbp.MLP, "fit", fit_then_remove)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "iris", "--epochs", "2", "--out", str(gone / "m.fastbp")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the model is saved at" in err[0], err
+    (fallback,) = tmp_path.glob("fastbp-model-*.fastbp")
+    assert err[0].endswith(str(fallback))
+    assert list(fastbp.load(fallback).layer_sizes) == [4, 128, 3]
+    gone.mkdir()
+    code = main(["train", "iris", "--epochs", "2", "--out", str(tmp_path / "kept.fastbp"),
+                 "--plot", str(gone / "curves.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "could not write the plot" in err[0], err
+    assert list(fastbp.load(tmp_path / "kept.fastbp").layer_sizes) == [4, 128, 3]
+
+
 def test_bench_is_not_a_command():
     # the benchmarks run from a checkout (bench/compare.py), not from the installed command
     user_error("bench", match="invalid choice: 'bench'")

@@ -566,11 +566,12 @@ def fit_and_count_cache_misses(X, y):
 
 def test_loky_workers_load_the_kernels_from_the_disk_cache():
     """GridSearchCV's process workers: with a warm cache nothing compiles again per worker."""
-    from joblib.externals.loky import get_reusable_executor
+    from joblib.externals.loky import ProcessPoolExecutor
     X, y = iris()
     fit_and_count_cache_misses(X, y)  # warms the cache in this process (if it was cold)
-    executor = get_reusable_executor(max_workers=2, reuse=False)  # fresh processes
-    counts = list(executor.map(fit_and_count_cache_misses, [X, X], [y, y]))
+    # loky's processes, fresh ones: not joblib's shared executor, which other tests reuse
+    with ProcessPoolExecutor(max_workers=2) as executor:
+        counts = list(executor.map(fit_and_count_cache_misses, [X, X], [y, y]))
     assert all(misses == 0 and hits >= 1 for misses, hits in counts), counts
 
 

@@ -225,8 +225,9 @@ def _train(args, comm):
     elapsed = time.perf_counter() - start
     sums = ranks.total(ranks.agreed(
         lambda: test_sums(model, standardised(model, X_test), y_test), "testing"))
+    status = 0
     if rank == 0:
-        finish(args, model, history, elapsed, test_summary(sums, classes is not None),
-                   detail=f" on {size} ranks")
+        status = finish(args, model, history, elapsed, test_summary(sums, classes is not None),
+                        detail=f" on {size} ranks")
     sys.stdout.flush()
-    return 0
+    return status

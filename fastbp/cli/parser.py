@@ -20,49 +20,71 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"fastbp: error: {message} (see {self.prog} --help)\n")
 
 
+class _Help(argparse.HelpFormatter):
+    """Every option's help ends with its default, when it has one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and action.option_strings:
+            text += f" (default: {action.default})"
+        return text
+
+
 def build_parser():
     """The ``fastbp`` argument parser."""
+    from .. import __version__
     from ..architecture import HIDDEN_ACTIVATIONS
     from ..optim import OPTIMIZERS
     p = _Parser(prog="fastbp", description="Train and use MLPs on the CPU. "
                 "With no arguments: train on digits and report.")
+    p.add_argument("--version", action="version", version=f"fastbp {__version__}")
     sub = p.add_subparsers(dest="command")
-    t = sub.add_parser("train", help="train a model on a CSV, an .npz or an embedded data set")
+    t = sub.add_parser("train", formatter_class=_Help,
+                       help="train a model on a CSV, an .npz or an embedded data set")
     t.add_argument("data", help="a .csv (with a header), an .npz with X and y, or one of "
                    f"{', '.join(EMBEDDED)}, synthetic")
     t.add_argument("--target", help="the CSV's target column (default: the last)")
-    t.add_argument("--task", choices=["auto", "classification", "regression"], default="auto")
+    t.add_argument("--task", choices=["auto", "classification", "regression"], default="auto",
+                   help="what to learn (auto: decided from the target column)")
     t.add_argument("--make-classification", metavar="N,F,C",
                    help="with 'synthetic': samples, features, classes")
     t.add_argument("--hidden", default="128", help="hidden layer sizes, e.g. 256,256")
     t.add_argument("--activation", default="relu", choices=HIDDEN_ACTIVATIONS,
-                   help="hidden activation (default: relu)")
-    t.add_argument("--epochs", type=int, default=20)
+                   help="hidden activation")
+    t.add_argument("--epochs", type=int, default=20, help="passes over the training rows")
     t.add_argument("--batch-size", type=int, default=None,
                    help="rows per step (default 64, fewer on small data: at least "
                         f"{MIN_STEPS_PER_EPOCH} steps per epoch)")
-    t.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
-    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam",
+                   help="the update rule")
+    t.add_argument("--lr", type=float, default=1e-3, help="learning rate")
     t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    t.add_argument("--val-fraction", type=float, default=0.1)
-    t.add_argument("--patience", type=int, default=None)
-    t.add_argument("--test-fraction", type=float, default=0.2)
-    t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--n-jobs", type=int, default=None)
+    t.add_argument("--val-fraction", type=float, default=0.1,
+                   help="training rows held out to report a validation loss (0: none)")
+    t.add_argument("--patience", type=int, default=None,
+                   help="stop after this many epochs without a better validation loss "
+                        "(default: never)")
+    t.add_argument("--test-fraction", type=float, default=0.2,
+                   help="rows held out for the test scores")
+    t.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                   help="precision of the weights and the arithmetic")
+    t.add_argument("--seed", type=int, default=0, help="seed of the splits, weights, order")
+    t.add_argument("--n-jobs", type=int, default=None,
+                   help="threads (-1: all cores; default: Numba's setting)")
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel over MPI: run under mpiexec, each rank with its own "
                         "rows (needs the mpi extra)")
-    t.add_argument("--out", help="save the trained model here")
-    t.add_argument("--plot", help="write the training curves here (PNG; needs matplotlib)")
+    t.add_argument("--out", help="save the trained model here (checked before training)")
+    t.add_argument("--plot", help="write the training curves here (PNG; needs matplotlib; "
+                                  "checked before training)")
     t.set_defaults(run=cmd_train)
-    pr = sub.add_parser("predict", help="predict with a saved model")
-    pr.add_argument("model")
-    pr.add_argument("data")
+    pr = sub.add_parser("predict", formatter_class=_Help, help="predict with a saved model")
+    pr.add_argument("model", help="a model saved by fastbp train --out")
+    pr.add_argument("data", help="a .csv with the model's feature columns, or an .npz with X")
     pr.add_argument("--proba", action="store_true", help="class probabilities")
-    pr.add_argument("--out", help="write the predictions to this CSV")
+    pr.add_argument("--out", help="write the predictions to this CSV (default: stdout)")
     pr.set_defaults(run=cmd_predict)
-    i = sub.add_parser("info", help="describe a saved model")
-    i.add_argument("model")
+    i = sub.add_parser("info", formatter_class=_Help, help="describe a saved model")
+    i.add_argument("model", help="a model saved by fastbp (.fastbp)")
     i.set_defaults(run=cmd_info)
     return p

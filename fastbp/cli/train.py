@@ -67,7 +67,6 @@ def cmd_train(args):
     except KeyboardInterrupt:
         return interrupted(model, args)
     elapsed = time.perf_counter() - start
-    finish(args, model, history, elapsed,
-           test_summary(test_sums(model, standardised(model, X_test), y_test),
-                        classes is not None))
-    return 0
+    return finish(args, model, history, elapsed,
+                  test_summary(test_sums(model, standardised(model, X_test), y_test),
+                               classes is not None))

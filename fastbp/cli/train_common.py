@@ -3,15 +3,21 @@ every MPI rank (:mod:`fastbp.cli.distributed`): the checks of the options, the
 default batch, the new model and its optimizer, the test scores, and the end of
 a run (printing, saving, plotting, or keeping the work of an interrupted one).
 """
+import math
+import os
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
 
 from .errors import CLIError
 from .scaling import predict_values
 
-__all__ = ["MIN_STEPS_PER_EPOCH", "train_options", "default_batch_size", "new_model",
-           "interrupted", "test_sums", "test_summary", "finish"]
+__all__ = ["MIN_STEPS_PER_EPOCH", "train_options", "check_writable", "save_model",
+           "default_batch_size", "new_model", "interrupted", "test_sums", "test_summary",
+           "finish"]
 
 # the default batch shrinks on small data so that an epoch still takes this many steps
 MIN_STEPS_PER_EPOCH = 16
@@ -42,7 +48,66 @@ def train_options(args):
         raise CLIError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
     if args.patience is not None and not args.val_fraction:
         raise CLIError("--patience stops on the validation loss: it needs --val-fraction > 0")
+    if args.epochs < 1:
+        raise CLIError(f"--epochs must be a positive integer, got {args.epochs}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise CLIError(f"--lr must be a positive number, got {args.lr}")
+    if not 0 <= args.momentum < 1:
+        raise CLIError(f"--momentum must be in [0, 1), got {args.momentum}")
+    if args.patience is not None and args.patience < 1:
+        raise CLIError(f"--patience must be a positive integer, got {args.patience}")
+    if args.n_jobs is not None and args.n_jobs != -1 and args.n_jobs < 1:
+        raise CLIError(f"--n-jobs must be -1 or a positive integer, got {args.n_jobs}")
+    # before any data is read or any training done: a run never ends unable to keep its work
+    for option, path in (("--out", args.out), ("--plot", args.plot)):
+        if path:
+            check_writable(path, option)
     return synthetic, hidden
+
+
+def check_writable(path, option):
+    """``CLIError`` unless a file can be written at ``path`` (tried, not inferred from the
+    permission bits, which an administrator's account ignores); nothing is left behind."""
+    target = Path(path)
+    if target.is_dir():
+        raise CLIError(f"{option} {path} is a directory; give a file name")
+    folder = target.parent
+    if not folder.is_dir():
+        raise CLIError(f"{option} {path}: the directory {folder} does not exist")
+    try:
+        if target.exists():
+            with open(target, "ab"):
+                pass
+        else:
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".fastbp-write-test-"):
+                pass
+    except OSError as exc:
+        raise CLIError(f"{option} {path} cannot be written: {exc.strerror or exc}") from None
+
+
+def save_model(model, path):
+    """Save to ``path``; if that fails after all, to a fallback file, and say where.
+
+    Returns the exit status: 0 when saved at ``path``, 2 when only the fallback
+    (or nothing, if every place refused) holds the model.
+    """
+    try:
+        model.save(path)
+        return 0
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    name = f"fastbp-model-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.fastbp"
+    for folder in (Path.cwd(), Path(tempfile.gettempdir())):
+        try:
+            fallback = model.save(folder / name)
+        except OSError:
+            continue
+        print(f"fastbp: error: could not write {path} ({reason}); the model is saved "
+              f"at {fallback}", file=sys.stderr)
+        return 2
+    print(f"fastbp: error: could not write {path} ({reason}) nor a fallback file in "
+          f"{Path.cwd()} or {tempfile.gettempdir()}: the model was not saved", file=sys.stderr)
+    return 2
 
 
 def default_batch_size(args, n_fit, at_least=1):
@@ -74,9 +139,9 @@ def interrupted(model, args, save=True):
     """Ctrl-C stopped ``fit`` after a completed epoch: keep that work."""
     done = model.history_.n_epochs if model.history_ is not None else 0
     if save and args.out and done:
-        model.save(args.out)
-        print(f"interrupted after {done} epochs; saved: {args.out} "
-              "(resume it in Python with fastbp.load)", file=sys.stderr)
+        if save_model(model, args.out) == 0:
+            print(f"interrupted after {done} epochs; saved: {args.out} "
+                  "(resume it in Python with fastbp.load)", file=sys.stderr)
     elif save:
         print(f"interrupted after {done} epochs", file=sys.stderr)
     return 130
@@ -105,15 +170,28 @@ def test_summary(sums, classification):
 
 
 def finish(args, model, history, elapsed, summary, detail=""):
-    """Print the test summary, save the model, draw the curves."""
+    """Print the test summary, save the model, draw the curves; return the exit status.
+
+    The model is saved first, and a failure of the plot (or of the save, which
+    then falls back to another file: ``save_model``) is one line on stderr and
+    status 2, never a traceback after the work is done.
+    """
     print(f"{summary}  ({history.n_epochs} epochs in {elapsed:.2f} s{detail}"
           + (f", stopped: {history.stop_reason}" if history.stopped_early else "") + ")")
+    status = 0
     if args.out:
-        model.save(args.out)
-        print(f"saved: {args.out}")
+        status = save_model(model, args.out)
+        if status == 0:
+            print(f"saved: {args.out}")
     if args.plot:
         try:
             history.plot(args.plot)
+            print(f"plot: {args.plot}")
         except ImportError as exc:
-            raise CLIError(str(exc)) from None
-        print(f"plot: {args.plot}")
+            print(f"fastbp: error: no plot: {exc}", file=sys.stderr)
+            status = 2
+        except OSError as exc:
+            print(f"fastbp: error: could not write the plot {args.plot}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            status = 2
+    return status

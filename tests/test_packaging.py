@@ -1,0 +1,32 @@
+"""What ``pip install`` brings: one version, the license, and no MPI or PyTorch by default."""
+import re
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import fastbp
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def names(requirements):
+    return {re.split(r"[<>=!\[; ]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
+def test_the_version_is_written_once_and_installed_as_written():
+    assert "version" not in PROJECT and "version" in PROJECT["dynamic"]
+    assert metadata.version("fastbp") == fastbp.__version__
+
+
+def test_a_plain_install_and_the_test_extra_pull_no_mpi_and_no_torch_where_not_needed():
+    extras = PROJECT["optional-dependencies"]
+    assert not names(PROJECT["dependencies"]) & {"torch", "mpi4py", "mpich", "jax"}
+    assert not names(extras["test"]) & {"mpi4py", "mpich"}
+    assert names(extras["mpi"]) == {"mpi4py", "mpich"}
+
+
+def test_the_license_is_an_spdx_expression_with_its_file():
+    assert PROJECT["license"] == "BSD-3-Clause" and PROJECT["license-files"] == ["LICENSE"]
+    assert (ROOT / "LICENSE").read_text().startswith("BSD 3-Clause License")
+    assert not any(c.startswith("License ::") for c in PROJECT["classifiers"])

@@ -1,8 +1,6 @@
 """The native model: :class:`MLP`, a façade over a ``fastbp.network.Network`` (the
 architecture, the flat parameter buffer and the kernels) and ``fastbp.training``
 (the epoch loop)."""
-import sys
-
 import numpy as np
 
 from . import io
@@ -14,7 +12,7 @@ from .history import History
 from .network import Network
 from .optim import Optimizer, OptimizerState
 from .training import (ALONE, DivergenceError, EpochRecord, Progress, check_l2, fit_loop,
-                       plan_fit)
+                       interactive, plan_fit)
 
 __all__ = ["MLP", "DivergenceError"]
 
@@ -327,8 +325,8 @@ class MLP:
             Called after every epoch with the epoch's ``logs`` dict; return
             True to stop training.
         verbose : int, default 1
-            0: silent; 1: a progress bar when stderr is a terminal; 2: one
-            line per epoch.
+            0: silent; 1: a progress bar when stderr is a terminal or the fit
+            runs in a Jupyter notebook (a widget there); 2: one line per epoch.
         n_jobs : int, optional
             Threads for the kernels and the BLAS they call (-1: all cores;
             default: Numba's current thread count).
@@ -409,5 +407,5 @@ class MLP:
                      lambda epoch: self._rng.permutation(n) if shuffle else np.arange(n),
                      record, record.diverged(on_divergence), plan.threads,
                      Progress(plan.epochs, plan.verbose == 1 and coordinator.is_root
-                              and sys.stderr.isatty()), coordinator)
+                              and interactive()), coordinator)
         return history

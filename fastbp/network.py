@@ -21,7 +21,7 @@ from .kernels.activations import ACTIVATIONS
 from .kernels.checks import all_finite
 from .kernels.losses import LOSSES
 from .memory import check_fits
-from .metrics import r2_score
+from .metrics import f1_macro, mean_absolute_error, r2_score
 
 __all__ = ["Network", "PREDICT_CHUNK", "PARALLEL_PREDICT_MIN_MACS", "check_seed"]
 
@@ -257,19 +257,28 @@ class Network:
         return out[:, 0] if out.shape[1] == 1 else out
 
     def evaluate(self, X, Y):
-        """``{'loss', metric}`` for checked arrays (accuracy, or R² for regressions)."""
+        """``{'loss', metric, ...}`` for checked arrays: ``accuracy`` and macro ``f1`` for
+        classifiers, ``r2`` and ``mae`` for regressions."""
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
         acts, zs, _ = self.layout.workspace(min(X.shape[0], PREDICT_CHUNK), self.dtype)
         net = self.functions(slots=NF.EVALUATE)
         with kernel_threads(None, 1):
             loss = specialize.entry("evaluate_rows", self.dtype)(
                 self.record(net), R.read_only(X), R.read_only(Y), acts, zs, out)
+        n_out = out.shape[1]
+        Y = Y[:, :n_out]  # without a column of sample weights
         if self.targets == "labels":
-            return {"loss": loss, "accuracy": float(np.mean(out.argmax(1) == Y.argmax(1)))}
+            labels, predicted = Y.argmax(1), out.argmax(1)
+            one_hot = np.eye(n_out, dtype=bool)
+            return {"loss": loss, "accuracy": float(np.mean(predicted == labels)),
+                    "f1": f1_macro(one_hot[labels], one_hot[predicted])}
         if self.targets == "unit":
-            return {"loss": loss, "accuracy": float(np.mean(np.all((out > 0.5) == (Y > 0.5),
-                                                                   axis=1)))}
-        return {"loss": loss, "r2": r2_score(Y, out)}
+            true, predicted = Y > 0.5, out > 0.5
+            if out.shape[1] == 1:  # binary: both classes, as for two softmax outputs
+                true, predicted = np.hstack([~true, true]), np.hstack([~predicted, predicted])
+            return {"loss": loss, "accuracy": float(np.mean(np.all(predicted == true, axis=1))),
+                    "f1": f1_macro(true, predicted, present_only=n_out == 1)}
+        return {"loss": loss, "r2": r2_score(Y, out), "mae": mean_absolute_error(Y, out)}
 
     def gradient(self, X, Y, grads, workspace, l2=0.0, l2_per_weight=0.0, norm=None,
                  functions=None):

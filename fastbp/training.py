@@ -41,7 +41,8 @@ from .strategy import ENTRY, SLOTS, check_strategy, thread_counts, unit_bounds
 from .tuning import resolve
 
 __all__ = ["ALONE", "Coordinator", "DivergenceError", "EpochRecord", "FitPlan", "KernelEpochs",
-           "Progress", "SummedSteps", "check_fit", "check_l2", "plan_fit", "fit_bytes", "fit_loop"]
+           "Progress", "SummedSteps", "check_fit", "check_l2", "plan_fit", "fit_bytes", "fit_loop",
+           "interactive"]
 
 
 class DivergenceError(FloatingPointError):
@@ -296,6 +297,16 @@ ALONE = Coordinator()
 
 
 # ---------------------------------------------------------------- progress
+def interactive():
+    """Whether someone watches: a terminal on stderr, or a Jupyter kernel (whose stderr is
+    no terminal, where ``tqdm.auto`` draws a widget)."""
+    if sys.stderr.isatty():
+        return True
+    ipython = sys.modules.get("IPython")
+    shell = getattr(ipython, "get_ipython", lambda: None)() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
 class Progress:
     """A progress bar over the epochs (``tqdm.auto``: a widget in notebooks), or nothing."""
 

@@ -234,3 +234,47 @@ def test_changing_an_optimizer_between_fits_gets_fresh_buffers():
     model.fit(X, y, optimizer=opt, epochs=2, verbose=0)
     assert model._opt_state.buffers.shape == (1, model.n_params)
     assert np.abs(model._opt_state.buffers).sum() > 0
+
+
+def test_evaluate_reports_f1_and_mae_as_scikit_learn_computes_them():
+    from sklearn.metrics import f1_score, mean_absolute_error
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((150, 4))
+    y = np.where(X[:, 0] > 0.3, 2, (X[:, 1] > 0).astype(int))
+    clf = fastbp.MLP([4, 6, 3], seed=0)
+    clf.fit(X, y, epochs=2, verbose=0)  # a weak model: some classes rarely predicted
+    assert clf.evaluate(X, y)["f1"] == pytest.approx(
+        f1_score(y, clf.predict(X), average="macro"), rel=1e-12)
+    labels = np.column_stack([X[:, 0] > 0, X[:, 1] > 0.8, X[:, 2] > 5.0]).astype(float)
+    multi = fastbp.MLP([4, 6, 3], output="logistic", seed=0)
+    multi.fit(X, labels, epochs=2, verbose=0)
+    assert multi.evaluate(X, labels)["f1"] == pytest.approx(
+        f1_score(labels, multi.predict(X), average="macro", zero_division=0), rel=1e-12)
+    binary = fastbp.MLP([4, 6, 1], output="logistic", seed=0)
+    binary.fit(X, (X[:, 0] > 0).astype(float), epochs=2, verbose=0)
+    assert binary.evaluate(X, (X[:, 0] > 0).astype(float))["f1"] == pytest.approx(
+        f1_score(X[:, 0] > 0, binary.predict(X), average="macro"), rel=1e-12)
+    target = X @ [1.0, -2.0, 0.5, 0.0]
+    reg = fastbp.MLP([4, 6, 1], output="identity", seed=0)
+    reg.fit(X, target, epochs=2, verbose=0)
+    assert reg.evaluate(X, target)["mae"] == pytest.approx(
+        mean_absolute_error(target, reg.predict(X)), rel=1e-6)
+
+
+def test_the_progress_bar_shows_in_a_terminal_and_in_a_notebook(monkeypatch):
+    import sys
+    import types
+    from fastbp import training
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    monkeypatch.setitem(sys.modules, "IPython", None)
+    assert not training.interactive()  # a script whose stderr goes to a file
+    notebook = type("ZMQInteractiveShell", (), {})()
+    monkeypatch.setitem(sys.modules, "IPython",
+                        types.SimpleNamespace(get_ipython=lambda: notebook))
+    assert training.interactive()  # a Jupyter kernel: stderr is no terminal, tqdm a widget
+    terminal_ipython = type("TerminalInteractiveShell", (), {})()
+    monkeypatch.setitem(sys.modules, "IPython",
+                        types.SimpleNamespace(get_ipython=lambda: terminal_ipython))
+    assert not training.interactive()
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert training.interactive()

@@ -70,23 +70,23 @@ def build(network, classes=None):
     g = _Graph(network.dtype)
     targets = LOSSES[network.loss].targets  # what predict returns, as MLP.predict
     n_samples, n_out = "n_samples", network.layer_sizes[-1]
-    if classes is not None and targets in ("labels", "unit"):
-        _classify(g, "X", network, np.asarray(classes), targets)
-        return _model(g, network, elem, _estimator_outputs(network, classes, targets, elem))
-    _layers(g, "X", network, "output")
-    outputs = [helper.make_tensor_value_info("output", elem, [n_samples, n_out])]
-    if targets == "labels":
-        g.op("ArgMax", ["output"], output="label", axis=1, keepdims=0)
-        outputs.append(helper.make_tensor_value_info("label", TensorProto.INT64, [n_samples]))
-    elif targets == "unit":
-        above = g.op("Greater", ["output", g.const("threshold", 0.5)])
-        label = g.op("Cast", [above], output="label" if n_out > 1 else None,
-                     to=TensorProto.INT64)
-        label_shape = [n_samples, n_out]
-        if n_out == 1:  # predict returns (n_samples,) for one output
-            g.op("Squeeze", [label, g.const("axis", [1], np.int64)], output="label")
-            label_shape = [n_samples]
-        outputs.append(helper.make_tensor_value_info("label", TensorProto.INT64, label_shape))
+    if classes is not None and targets == "unit" and n_out == 1:
+        # an estimator's binary classifier: scikit-learn's predict_proba is [1 - p, p]
+        scores = _layers(g, "X", network, None)
+        g.op("Concat", [g.op("Sub", [g.const("one", [[1.0]]), scores]), scores],
+             output="output", axis=1)
+        width = 2
+    else:
+        scores = _layers(g, "X", network, "output")
+        width = n_out
+    outputs = [helper.make_tensor_value_info("output", elem, [n_samples, width])]
+    if targets in ("labels", "unit"):
+        multilabel = targets == "unit" and n_out > 1
+        _label(g, scores, targets, multilabel, None if multilabel else classes)
+        label_type = (TensorProto.INT64 if classes is None or multilabel
+                      else helper.np_dtype_to_tensor_dtype(np.asarray(classes).dtype))
+        outputs.append(helper.make_tensor_value_info(
+            "label", label_type, [n_samples, n_out] if multilabel else [n_samples]))
     return _model(g, network, elem, outputs)
 
 
@@ -101,36 +101,24 @@ def _layers(g, x, network, last_output):
     return x
 
 
-def _classify(g, x, network, classes, targets):
-    """An estimator's ``output`` (its ``predict_proba``) and ``label`` (its ``predict``)."""
-    n_out = network.layer_sizes[-1]
-    if targets == "labels":  # softmax: the class of the largest probability
-        _layers(g, x, network, "output")
-        index = g.op("ArgMax", ["output"], axis=1, keepdims=0)
-        g.op("Gather", [g.const("classes", classes, classes.dtype), index], output="label",
-             axis=0)
-    elif n_out == 1:  # binary: scikit-learn's predict_proba is [1 - p, p]
-        p = _layers(g, x, network, None)
-        g.op("Concat", [g.op("Sub", [g.const("one", [[1.0]]), p]), p], output="output", axis=1)
-        above = g.op("Cast", [g.op("Greater", [p, g.const("threshold", 0.5)])],
-                     to=TensorProto.INT64)
-        index = g.op("Squeeze", [above, g.const("axis", [1], np.int64)])
-        g.op("Gather", [g.const("classes", classes, classes.dtype), index], output="label",
-             axis=0)
-    else:  # multilabel: the 0/1 indicator matrix
-        _layers(g, x, network, "output")
-        g.op("Cast", [g.op("Greater", ["output", g.const("threshold", 0.5)])], output="label",
+def _label(g, scores, targets, multilabel, classes):
+    """``label``, what ``predict`` returns, from the output activations ``scores``: the
+    class index (looked up in ``classes`` when given), or the 0/1 matrix of a multilabel
+    output."""
+    if multilabel:
+        g.op("Cast", [g.op("Greater", [scores, g.const("threshold", 0.5)])], output="label",
              to=TensorProto.INT64)
-
-
-def _estimator_outputs(network, classes, targets, elem):
-    n_samples, n_out = "n_samples", network.layer_sizes[-1]
-    if targets == "unit" and n_out > 1:
-        return [helper.make_tensor_value_info("output", elem, [n_samples, n_out]),
-                helper.make_tensor_value_info("label", TensorProto.INT64, [n_samples, n_out])]
-    label_type = helper.np_dtype_to_tensor_dtype(np.asarray(classes).dtype)
-    return [helper.make_tensor_value_info("output", elem, [n_samples, len(classes)]),
-            helper.make_tensor_value_info("label", label_type, [n_samples])]
+        return
+    index_name = "label" if classes is None else None
+    if targets == "labels":  # softmax: the class of the largest probability
+        index = g.op("ArgMax", [scores], output=index_name, axis=1, keepdims=0)
+    else:  # one logistic unit: above 1/2, the second class
+        above = g.op("Cast", [g.op("Greater", [scores, g.const("threshold", 0.5)])],
+                     to=TensorProto.INT64)
+        index = g.op("Squeeze", [above, g.const("axis", [1], np.int64)], output=index_name)
+    if classes is not None:
+        g.op("Gather", [g.const("classes", classes, np.asarray(classes).dtype), index],
+             output="label", axis=0)
 
 
 def _model(g, network, elem, outputs):

@@ -65,15 +65,18 @@ def test_train_on_a_csv_with_a_named_string_target_then_predict_and_info(files):
 
 
 def test_train_regression_from_npz_and_an_embedded_and_a_synthetic_set(files):
-    out = ok("train", files / "reg.npz", "--hidden", "32", "--epochs", 60, "--lr", "0.01",
-             "--out", files / "reg.fastbp")
-    assert "regression:" in out and float(out.split("test r2: ")[1].split()[0]) > 0.8
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=2) as pool:  # three independent runs, two at a time
+        reg, iris, synthetic = pool.map(lambda args: ok(*args), [
+            ("train", files / "reg.npz", "--hidden", "32", "--epochs", 60, "--lr", "0.01",
+             "--out", files / "reg.fastbp"),
+            ("train", "iris", "--epochs", 5, "--hidden", "8"),
+            ("train", "synthetic", "--make-classification", "300,6,3", "--epochs", 3)])
+    assert "regression:" in reg and float(reg.split("test r2: ")[1].split()[0]) > 0.8
     preds = ok("predict", files / "reg.fastbp", files / "features.npz").split()
     assert len(preds) == 6
-    out = ok("train", "iris", "--epochs", 5, "--hidden", "8")
-    assert "classification: 120 training / 30 test samples, 3 classes" in out
-    out = ok("train", "synthetic", "--make-classification", "300,6,3", "--epochs", 3)
-    assert "classification: 240 training / 60 test samples, 3 classes" in out
+    assert "classification: 120 training / 30 test samples, 3 classes" in iris
+    assert "classification: 240 training / 60 test samples, 3 classes" in synthetic
 
 
 def test_a_regression_target_in_large_units_is_learnt_and_predicted_in_its_units(files):
@@ -93,23 +96,31 @@ def test_default_batch_keeps_enough_steps_per_epoch_on_small_data():
     assert float(out.split("test accuracy: ")[1].split()[0]) >= 0.9
 
 
+def each_user_error(*cases):
+    """``user_error`` of every ``(args, match)``, two processes at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda case: user_error(*case[0], match=case[1]), cases))
+
+
 def test_user_mistakes_print_one_line_and_exit_2(files):
-    user_error("train", files / "missing.csv", match="no such file")
-    user_error("train", files / "train.csv", "--target", "nope", match="no column 'nope'")
-    user_error("train", files / "train.csv", "--target", "a", match="'kind'")  # strings as features
-    user_error("train", files / "train.csv", "--target", "kind", "--hidden", "16,x",
-               match="--hidden")
-    user_error("train", "synthetic", match="--make-classification")
-    user_error("train", "digits", "--target", "x", match="not a .csv")
-    user_error("train", "iris", "--patience", "3", "--val-fraction", "0",
-               match="--patience stops on the validation loss: it needs --val-fraction > 0")
     (files / "broken.fastbp").write_bytes(b"not a model")
-    user_error("info", files / "broken.fastbp", match="not a readable fastbp model")
+    each_user_error(
+        (("train", files / "missing.csv"), "no such file"),
+        (("train", files / "train.csv", "--target", "nope"), "no column 'nope'"),
+        (("train", files / "train.csv", "--target", "a"), "'kind'"),  # strings as features
+        (("train", files / "train.csv", "--target", "kind", "--hidden", "16,x"), "--hidden"),
+        (("train", "synthetic"), "--make-classification"),
+        (("train", "digits", "--target", "x"), "not a .csv"),
+        (("train", "iris", "--patience", "3", "--val-fraction", "0"),
+         "--patience stops on the validation loss: it needs --val-fraction > 0"),
+        (("info", files / "broken.fastbp"), "not a readable fastbp model"))
     ok("train", files / "reg.npz", "--epochs", 1, "--out", files / "r1.fastbp")
     np.savez(files / "wide.npz", X=np.zeros((3, 7)))
-    user_error("predict", files / "r1.fastbp", files / "wide.npz", match="7 features")
-    # a model trained on an .npz reads every CSV column as a feature: 'kind' is text
-    user_error("predict", files / "r1.fastbp", files / "train.csv", match="not a number")
+    each_user_error(
+        (("predict", files / "r1.fastbp", files / "wide.npz"), "7 features"),
+        # a model trained on an .npz reads every CSV column as a feature: 'kind' is text
+        (("predict", files / "r1.fastbp", files / "train.csv"), "not a number"))
 
 
 def test_version_and_every_option_documented_with_its_default():
@@ -129,12 +140,13 @@ def test_options_and_output_paths_are_checked_before_any_data_is_read(tmp_path):
     """The file named is missing too: each run reports its option, so it looked at the
     option first (nothing read, nothing trained)."""
     missing = tmp_path / "missing.csv"
-    user_error("train", missing, "--epochs", 0, match="--epochs must be a positive integer")
-    user_error("train", missing, "--lr", -1, match="--lr must be a positive number")
-    user_error("train", missing, "--out", tmp_path / "no" / "m.fastbp",
-               match=f"the directory {tmp_path / 'no'} does not exist")
-    user_error("train", missing, "--out", tmp_path, match="is a directory")
-    user_error("train", missing, "--plot", tmp_path, match="--plot")
+    each_user_error(
+        (("train", missing, "--epochs", 0), "--epochs must be a positive integer"),
+        (("train", missing, "--lr", -1), "--lr must be a positive number"),
+        (("train", missing, "--out", tmp_path / "no" / "m.fastbp"),
+         f"the directory {tmp_path / 'no'} does not exist"),
+        (("train", missing, "--out", tmp_path), "is a directory"),
+        (("train", missing, "--plot", tmp_path), "--plot"))
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no test file left behind
 
 

@@ -111,7 +111,7 @@ def test_user_mistakes_print_one_line_and_exit_2(files):
         (("train", files / "train.csv", "--target", "a"), "'kind'"),  # strings as features
         (("train", files / "train.csv", "--target", "kind", "--hidden", "16,x"), "--hidden"),
         (("train", "synthetic"), "--make-classification"),
-        (("train", "digits", "--target", "x"), "not a .csv"),
+        (("train", "digits", "--target", "x"), "digits is neither"),
         (("train", "iris", "--patience", "3", "--val-fraction", "0"),
          "--patience stops on the validation loss: it needs --val-fraction > 0"),
         (("info", files / "broken.fastbp"), "not a readable fastbp model"))

@@ -30,3 +30,20 @@ def test_the_license_is_an_spdx_expression_with_its_file():
     assert PROJECT["license"] == "BSD-3-Clause" and PROJECT["license-files"] == ["LICENSE"]
     assert (ROOT / "LICENSE").read_text().startswith("BSD 3-Clause License")
     assert not any(c.startswith("License ::") for c in PROJECT["classifiers"])
+
+
+def test_every_torch_requirement_is_the_one_verified_range():
+    extras = PROJECT["optional-dependencies"]
+    torch_specs = {r for reqs in extras.values() for r in reqs if names([r]) == {"torch"}}
+    assert torch_specs == {"torch>=2.3,<2.14"}
+    assert {"pandas", "pyarrow"} <= names(extras["data"]) <= names(extras["test"]) | {"pandas"}
+
+
+def test_the_installed_torch_is_a_cpu_build_in_the_range():
+    """What the test extra resolved to: the CPU build (no CUDA runtime pulled in)."""
+    import pytest
+    torch = pytest.importorskip("torch")
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+    assert torch.version.cuda is None, torch.__version__
+    assert Version(torch.__version__) in SpecifierSet(">=2.3,<2.14")

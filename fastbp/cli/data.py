@@ -5,64 +5,21 @@ the facts of a target that decide the task and encode it.
 Every problem with the data is a :class:`~fastbp.cli.errors.CLIError` naming the
 file (and the line and column of a CSV).
 """
-import csv
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from .errors import CLIError
+from .table import CSV_SUFFIXES, PARQUET_SUFFIXES, parse_delimiter, read_table
 
-__all__ = ["EMBEDDED", "MAX_CLASSES_INFERRED", "csv_rows", "columns_as_floats", "load_data",
+__all__ = ["EMBEDDED", "MAX_CLASSES_INFERRED", "DATA_SUFFIXES", "load_data",
            "check_npz_arrays", "target_facts", "decide_task", "check_finite",
-           "encode_targets"]
+           "encode_targets", "check_class_rows", "print_notes", "table_options"]
 
 EMBEDDED = ("digits", "iris", "breast_cancer", "diabetes")
 MAX_CLASSES_INFERRED = 20
-
-
-def csv_rows(path):
-    """``(header, rows)`` of a CSV file; every row has the header's number of fields."""
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.reader(f) if r]
-    if len(rows) < 2:
-        raise CLIError(f"{path}: no data rows after the header")
-    header = rows[0]
-    for n, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise CLIError(f"{path}: line {n} has {len(row)} fields, the header has "
-                           f"{len(header)}")
-    return header, rows[1:]
-
-
-def columns_as_floats(path, header, rows, columns):
-    """The named columns as a float array (features must be numeric)."""
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise CLIError(f"{path}: missing feature column(s) {', '.join(missing)}")
-    index = [header.index(c) for c in columns]
-    X = np.empty((len(rows), len(index)))
-    for n, row in enumerate(rows):
-        for j, i in enumerate(index):
-            try:
-                X[n, j] = float(row[i])
-            except ValueError:
-                raise CLIError(f"{path}: line {n + 2}, column {columns[j]!r}: {row[i]!r} is "
-                               "not a number (features must be numeric)") from None
-    return X
-
-
-def _read_csv(path, target):
-    """``(X, y, feature_names)``: the target column (default the last) as text, the rest as X."""
-    header, rows = csv_rows(path)
-    target = header[-1] if target is None else target
-    if target not in header:
-        raise CLIError(f"{path}: no column {target!r}; the columns are {', '.join(header)}")
-    t = header.index(target)
-    features = [h for i, h in enumerate(header) if i != t]
-    if not features:
-        raise CLIError(f"{path}: no feature columns besides the target {target!r}")
-    return (columns_as_floats(path, header, rows, features), np.array([r[t] for r in rows]),
-            features)
+DATA_SUFFIXES = (*CSV_SUFFIXES, *PARQUET_SUFFIXES, ".npz")
 
 
 def _as_numbers(y):
@@ -72,10 +29,28 @@ def _as_numbers(y):
         return None
 
 
-def load_data(source, target=None, synthetic=None, seed=0, need_target=True):
-    """``(X, y, feature_names)`` from a CSV, an ``.npz`` (``X``, ``y``) or an embedded name."""
-    if target is not None and not str(source).endswith(".csv"):
-        raise CLIError(f"--target names a CSV column; {source} is not a .csv file")
+def print_notes(notes):
+    """What reading the data did that the user should know (an index column left out)."""
+    for note in notes:
+        print(f"fastbp: note: {note}", file=sys.stderr)
+
+
+def table_options(args, notes=True):
+    """The keywords of ``load_data`` that the options ``--delimiter``, ``--decimal`` and
+    ``--dropna`` give (checked: ``CLIError``); ``notes=False`` leaves the notes unsaid."""
+    return dict(delimiter=parse_delimiter(args.delimiter), decimal=args.decimal,
+                dropna=getattr(args, "dropna", False), notes=notes)
+
+
+def load_data(source, target=None, synthetic=None, seed=0, need_target=True, columns=None,
+              delimiter=None, decimal=None, dropna=False, notes=True):
+    """``(X, y, feature_names)`` from a CSV or Parquet file (``fastbp.cli.table``), an
+    ``.npz`` (``X``, ``y``) or an embedded name; ``columns``: a model's feature columns.
+    The notes of reading a table are printed unless ``notes`` is False."""
+    tabular = Path(str(source)).suffix.lower() in (*CSV_SUFFIXES, *PARQUET_SUFFIXES)
+    if target is not None and not tabular:
+        raise CLIError(f"--target names a column of a CSV or Parquet file; {source} is "
+                       "neither")
     if source == "synthetic" or synthetic is not None:
         if synthetic is None:
             raise CLIError("the synthetic data set needs --make-classification N,F,C")
@@ -106,9 +81,13 @@ def load_data(source, target=None, synthetic=None, seed=0, need_target=True):
             raise CLIError(f"{source}: cannot read the .npz ({exc})") from None
         check_npz_arrays(source, X.shape, X.dtype, None if y is None else y.shape)
         return X.astype(float), y, None
-    if path.suffix == ".csv":
-        return _read_csv(path, target)
-    raise CLIError(f"{source}: unknown data format (use .csv, .npz or an embedded name)")
+    if tabular:
+        table = read_table(path, target, columns, need_target, delimiter, decimal, dropna)
+        if notes:
+            print_notes(table.notes)
+        return table.X, table.y, table.feature_names
+    raise CLIError(f"{source}: unknown data format (use .csv, .tsv, .parquet, .npz or an "
+                   "embedded name)")
 
 
 def check_npz_arrays(source, x_shape, x_dtype, y_shape):
@@ -148,6 +127,16 @@ def check_finite(source, X, numbers):
         raise CLIError(f"{source}: the features contain NaN or infinity")
     if numbers is not None and not np.all(np.isfinite(numbers)):
         raise CLIError(f"{source}: the target contains NaN or infinity")
+
+
+def check_class_rows(source, classes, counts):
+    """Every class needs two rows: one to train on and one to test on (a stratified split)."""
+    rare = [(c, int(n)) for c, n in zip(classes, counts) if n < 2]
+    if rare:
+        listed = ", ".join(repr(str(c)) for c, _ in rare[:5]) + (", ..." if len(rare) > 5 else "")
+        raise CLIError(f"{source}: {len(rare)} class{'es' * (len(rare) > 1)} with a single row "
+                       f"({listed}): each class needs at least 2 rows (one to train on, one to "
+                       "test); add rows, fix the label or drop the row")
 
 
 def encode_targets(source, y, numbers, task, classes):

@@ -31,12 +31,12 @@ import numpy as np
 
 from ..distributed import DEFAULT_TIMEOUT, Watchdog, ranks_problems
 from .data import (MAX_CLASSES_INFERRED, check_finite, check_npz_arrays, decide_task,
-                   encode_targets, load_data, target_facts)
+                   encode_targets, load_data, table_options, target_facts)
 from .errors import CLIError
 from .npz_rows import array_header, load_rows
 from .scaling import fit_target, moments, standardised
-from .train_common import (default_batch_size, finish, interrupted, new_model, test_sums,
-                           test_summary, train_options)
+from .train_common import (default_batch_size, epoch_callbacks, finish, interrupted,
+                           new_model, test_sums, test_summary, train_options)
 
 __all__ = ["train_distributed"]
 
@@ -100,7 +100,8 @@ def _shard(args, synthetic, rank, size):
     if synthetic is None and path.suffix == ".npz" and path.exists():
         import zipfile
         if args.target is not None:
-            raise CLIError(f"--target names a CSV column; {args.data} is not a .csv file")
+            raise CLIError(f"--target names a column of a CSV or Parquet file; {args.data} "
+                           "is neither")
         try:
             with zipfile.ZipFile(path) as archive:
                 arrays = [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
@@ -118,7 +119,8 @@ def _shard(args, synthetic, rank, size):
         first, stop = n * rank // size, n * (rank + 1) // size
         X = load_rows(path, "X", first, stop).astype(float)
         return X, load_rows(path, "y", first, stop), None
-    X, y, features = load_data(args.data, args.target, synthetic, args.seed)
+    X, y, features = load_data(args.data, args.target, synthetic, args.seed,
+                               **table_options(args, notes=rank == 0))
     order = np.random.default_rng(args.seed).permutation(len(X))
     mine = order[len(X) * rank // size:len(X) * (rank + 1) // size]
     return X[mine], y[mine], features
@@ -213,13 +215,15 @@ def _train(args, comm):
     if validation is not None:
         validation = (standardised(model, validation[0]),
                       fit_target(model, validation[1]))
+    callbacks = epoch_callbacks(args) if rank == 0 else []
     start = time.perf_counter()
     try:
         history = model.fit(standardised(model, X_fit), fit_target(model, y_fit),
                             optimizer=optimizer, epochs=args.epochs,
                             batch_size=default_batch_size(args, n_fit, at_least=size),
                             validation_data=validation, patience=args.patience,
-                            verbose=2 if rank == 0 else 0, n_jobs=n_jobs, comm=comm)
+                            verbose=2 if rank == 0 else 0, n_jobs=n_jobs, comm=comm,
+                            callbacks=callbacks)
     except KeyboardInterrupt:  # every rank stops at the same epoch
         return interrupted(model, args, save=rank == 0)
     elapsed = time.perf_counter() - start
@@ -228,6 +232,6 @@ def _train(args, comm):
     status = 0
     if rank == 0:
         status = finish(args, model, history, elapsed, test_summary(sums, classes is not None),
-                        detail=f" on {size} ranks")
+                        detail=f" on {size} ranks", callbacks=callbacks)
     sys.stdout.flush()
     return status

@@ -30,6 +30,14 @@ class _Help(argparse.HelpFormatter):
         return text
 
 
+def _table_arguments(command):
+    command.add_argument("--delimiter", help="a CSV's field delimiter: one character, or tab, "
+                         "comma, semicolon, pipe, space (default: found from the header)")
+    command.add_argument("--decimal", choices=[".", ","],
+                         help="a CSV's decimal mark (default: ',' when the delimiter is not "
+                              "a comma and the numbers use decimal commas, else '.')")
+
+
 def build_parser():
     """The ``fastbp`` argument parser."""
     from .. import __version__
@@ -41,9 +49,14 @@ def build_parser():
     sub = p.add_subparsers(dest="command")
     t = sub.add_parser("train", formatter_class=_Help,
                        help="train a model on a CSV, an .npz or an embedded data set")
-    t.add_argument("data", help="a .csv (with a header), an .npz with X and y, or one of "
-                   f"{', '.join(EMBEDDED)}, synthetic")
-    t.add_argument("--target", help="the CSV's target column (default: the last)")
+    t.add_argument("data", help="a .csv/.tsv (with a header), a .parquet (needs pyarrow), an "
+                   f".npz with X and y, or one of {', '.join(EMBEDDED)}, synthetic")
+    t.add_argument("--target", help="the target column of a CSV or Parquet file "
+                   "(default: the last)")
+    _table_arguments(t)
+    t.add_argument("--dropna", action="store_true",
+                   help="drop the rows with a missing value (default: refuse them, "
+                        "naming the columns)")
     t.add_argument("--task", choices=["auto", "classification", "regression"], default="auto",
                    help="what to learn (auto: decided from the target column)")
     t.add_argument("--make-classification", metavar="N,F,C",
@@ -77,10 +90,14 @@ def build_parser():
     t.add_argument("--out", help="save the trained model here (checked before training)")
     t.add_argument("--plot", help="write the training curves here (PNG; needs matplotlib; "
                                   "checked before training)")
+    t.add_argument("--log", help="write each epoch's losses and scores to this CSV as the "
+                                 "epoch ends (checked before training)")
     t.set_defaults(run=cmd_train)
     pr = sub.add_parser("predict", formatter_class=_Help, help="predict with a saved model")
     pr.add_argument("model", help="a model saved by fastbp train --out")
-    pr.add_argument("data", help="a .csv with the model's feature columns, or an .npz with X")
+    pr.add_argument("data", help="a .csv/.tsv/.parquet with the model's feature columns, or "
+                    "an .npz with X")
+    _table_arguments(pr)
     pr.add_argument("--proba", action="store_true", help="class probabilities")
     pr.add_argument("--out", help="write the predictions to this CSV (default: stdout)")
     pr.set_defaults(run=cmd_predict)

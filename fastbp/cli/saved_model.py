@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import columns_as_floats, csv_rows, load_data
+from .data import DATA_SUFFIXES, load_data, table_options
 from .errors import CLIError
 from .scaling import predict_values
 
@@ -13,6 +13,9 @@ __all__ = ["cmd_predict", "cmd_info"]
 
 
 def _load_model(path):
+    if Path(path).suffix.lower() in DATA_SUFFIXES:
+        raise CLIError(f"{path} is a data file, not a model: give a model saved by "
+                       f"fastbp train --out (fastbp train {path} --out model.fastbp makes one)")
     import fastbp
     try:
         return fastbp.load(path)
@@ -23,12 +26,8 @@ def _load_model(path):
 def cmd_predict(args):
     """Write the model's predictions (or class probabilities) for the rows of ``args.data``."""
     model = _load_model(args.model)
-    if Path(args.data).suffix == ".csv" and Path(args.data).exists():
-        header, rows = csv_rows(args.data)
-        X = columns_as_floats(args.data, header, rows,
-                              getattr(model, "feature_names_", None) or header)
-    else:
-        X, _, _ = load_data(args.data, need_target=False)
+    X, _, _ = load_data(args.data, need_target=False,
+                        columns=getattr(model, "feature_names_", None), **table_options(args))
     if X.shape[1] != model.layer_sizes[0]:
         raise CLIError(f"{args.data}: {X.shape[1]} features, the model takes "
                        f"{model.layer_sizes[0]}")

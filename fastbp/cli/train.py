@@ -9,11 +9,12 @@ import time
 
 import numpy as np
 
-from .data import check_finite, decide_task, encode_targets, load_data, target_facts
+from .data import (check_class_rows, check_finite, decide_task, encode_targets, load_data,
+                   table_options, target_facts)
 from .errors import CLIError
 from .scaling import fit_target, moments, standardised
-from .train_common import (default_batch_size, finish, interrupted, new_model, test_sums,
-                           test_summary, train_options)
+from .train_common import (default_batch_size, epoch_callbacks, finish, interrupted,
+                           new_model, test_sums, test_summary, train_options)
 
 __all__ = ["cmd_train"]
 
@@ -35,13 +36,16 @@ def cmd_train(args):
         print(f"fastbp: note: started by an MPI launcher with {_mpi_launch_size()} processes "
               "but without --distributed, so each trains alone", file=sys.stderr)
     synthetic, hidden = train_options(args)
-    X, y, features = load_data(args.data, args.target, synthetic, args.seed)
+    X, y, features = load_data(args.data, args.target, synthetic, args.seed,
+                               **table_options(args))
     numbers, integral = target_facts(y)
     check_finite(args.data, X, numbers)
     task = decide_task(args.task, numbers is not None, integral,
                        len(np.unique(y if numbers is None else numbers)))
     classes = np.unique(y) if task == "classification" else None
     targets = encode_targets(args.data, y, numbers, task, classes)
+    if classes is not None:
+        check_class_rows(args.data, classes, np.bincount(targets, minlength=len(classes)))
     # imported once the data is known to be good: a user mistake is reported 0.75 s sooner
     from sklearn.model_selection import train_test_split
     try:
@@ -56,6 +60,7 @@ def cmd_train(args):
     n_fit = len(X_train) - int(len(X_train) * (args.val_fraction or 0))
     print(f"{model}\n{task}: {len(X_train)} training / {len(X_test)} test samples"
           + (f", {len(classes)} classes" if classes is not None else ""), flush=True)
+    callbacks = epoch_callbacks(args)
     start = time.perf_counter()
     try:
         history = model.fit(standardised(model, X_train), fit_target(model, y_train),
@@ -63,10 +68,10 @@ def cmd_train(args):
                             batch_size=default_batch_size(args, n_fit),
                             validation_fraction=args.val_fraction or None,
                             patience=args.patience, verbose=1 if sys.stderr.isatty() else 2,
-                            n_jobs=args.n_jobs)
+                            n_jobs=args.n_jobs, callbacks=callbacks)
     except KeyboardInterrupt:
         return interrupted(model, args)
     elapsed = time.perf_counter() - start
     return finish(args, model, history, elapsed,
                   test_summary(test_sums(model, standardised(model, X_test), y_test),
-                               classes is not None))
+                               classes is not None), callbacks=callbacks)

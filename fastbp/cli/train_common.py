@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CLIError
+from .table import parse_delimiter
 from .scaling import predict_values
 
 __all__ = ["MIN_STEPS_PER_EPOCH", "train_options", "check_writable", "save_model",
-           "default_batch_size", "new_model", "interrupted", "test_sums", "test_summary",
-           "finish"]
+           "EpochLog", "epoch_callbacks", "default_batch_size", "new_model", "interrupted",
+           "test_sums", "test_summary", "finish"]
 
 # the default batch shrinks on small data so that an epoch still takes this many steps
 MIN_STEPS_PER_EPOCH = 16
@@ -58,10 +59,20 @@ def train_options(args):
         raise CLIError(f"--patience must be a positive integer, got {args.patience}")
     if args.n_jobs is not None and args.n_jobs != -1 and args.n_jobs < 1:
         raise CLIError(f"--n-jobs must be -1 or a positive integer, got {args.n_jobs}")
+    parse_delimiter(args.delimiter)
     # before any data is read or any training done: a run never ends unable to keep its work
-    for option, path in (("--out", args.out), ("--plot", args.plot)):
+    for option, path in (("--out", args.out), ("--plot", args.plot), ("--log", args.log)):
         if path:
             check_writable(path, option)
+    named = [(o, Path(p).resolve()) for o, p in
+             (("--out", args.out), ("--plot", args.plot), ("--log", args.log)) if p]
+    for i, (option, path) in enumerate(named):
+        for other, same in named[i + 1:]:
+            if path == same:
+                raise CLIError(f"{option} and {other} name the same file {path}")
+    if Path(str(args.data)).resolve() in [p for _, p in named]:
+        raise CLIError(f"an output option names the data file {args.data}: it would be "
+                       "overwritten")
     return synthetic, hidden
 
 
@@ -108,6 +119,32 @@ def save_model(model, path):
     print(f"fastbp: error: could not write {path} ({reason}) nor a fallback file in "
           f"{Path.cwd()} or {tempfile.gettempdir()}: the model was not saved", file=sys.stderr)
     return 2
+
+
+class EpochLog:
+    """``--log``: each epoch's row written as the epoch ends (``fastbp.callbacks.CSVLogger``).
+    A write that fails mid-run says so once and training goes on (the status is then 2):
+    the log is never worth the model."""
+
+    def __init__(self, path):
+        from ..callbacks import CSVLogger
+        self.path, self.failed = path, False
+        self._logger = CSVLogger(path)
+
+    def __call__(self, epoch, logs, model):
+        if not self.failed:
+            try:
+                self._logger(epoch, logs, model)
+            except OSError as exc:
+                self.failed = True
+                print(f"fastbp: error: could not write the log {self.path}: "
+                      f"{exc.strerror or exc}; training goes on", file=sys.stderr)
+        return False
+
+
+def epoch_callbacks(args):
+    """The callbacks of the options: ``[EpochLog]`` with ``--log``, else none."""
+    return [EpochLog(args.log)] if args.log else []
 
 
 def default_batch_size(args, n_fit, at_least=1):
@@ -169,7 +206,7 @@ def test_summary(sums, classification):
     return f"test r2: {r2:.4f}  test rmse: {np.sqrt(sse / n):.4g}"
 
 
-def finish(args, model, history, elapsed, summary, detail=""):
+def finish(args, model, history, elapsed, summary, detail="", callbacks=()):
     """Print the test summary, save the model, draw the curves; return the exit status.
 
     The model is saved first, and a failure of the plot (or of the save, which
@@ -178,9 +215,9 @@ def finish(args, model, history, elapsed, summary, detail=""):
     """
     print(f"{summary}  ({history.n_epochs} epochs in {elapsed:.2f} s{detail}"
           + (f", stopped: {history.stop_reason}" if history.stopped_early else "") + ")")
-    status = 0
+    status = 2 if any(getattr(c, "failed", False) for c in callbacks) else 0
     if args.out:
-        status = save_model(model, args.out)
+        status = max(status, save_model(model, args.out))
         if status == 0:
             print(f"saved: {args.out}")
     if args.plot:

@@ -6,8 +6,14 @@ scikit-learn's estimators), and kernels compile, or load from the on-disk
 cache, the first time a network calls them (``fastbp.specialize``).
 """
 import importlib
+import logging
+import typing
 
 from . import _source_tree
+
+# library messages (a kernel compiling, a strategy chosen) go to the ``fastbp`` logger,
+# silent unless the program configures logging; the command line shows the compile notice
+logging.getLogger("fastbp").addHandler(logging.NullHandler())
 
 _source_tree.register_sibling_kernels(__path__[0])
 
@@ -21,19 +27,31 @@ _LAZY = {
     "check_gradients": "gradcheck", "plot_history": "plotting",
 }
 _SUBMODULES = ("callbacks", "optim")
-__all__ = sorted(_LAZY) + list(_SUBMODULES) + ["__version__"]
+# sorted(_LAZY) + _SUBMODULES, written out so that type checkers read it
+__all__ = ["DivergenceError", "History", "MLP", "MLPClassifier", "MLPRegressor",
+           "ModelFileError", "check_gradients", "load", "plot_history",
+           "callbacks", "optim", "__version__"]
+
+if typing.TYPE_CHECKING:  # what type checkers see of the names imported on first use
+    from . import callbacks, optim
+    from .estimators import MLPClassifier, MLPRegressor
+    from .gradcheck import check_gradients
+    from .history import History
+    from .io import ModelFileError, load
+    from .model import MLP
+    from .plotting import plot_history
+    from .training import DivergenceError
+else:  # hidden from type checkers, for which a misspelt name is then an error
+    def __getattr__(name):
+        if name in _LAZY:
+            value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        elif name in _SUBMODULES:
+            value = importlib.import_module(f".{name}", __name__)
+        else:
+            raise AttributeError(f"module 'fastbp' has no attribute {name!r}")
+        globals()[name] = value  # later lookups skip this function
+        return value
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f".{name}", __name__)
-    else:
-        raise AttributeError(f"module 'fastbp' has no attribute {name!r}")
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))

@@ -29,7 +29,7 @@ from .kernels.checks import all_finite, peak_magnitude
 
 
 # scratch buffers per owner, outside its attributes: not pickled, saved or compared
-_SCRATCH = weakref.WeakKeyDictionary()
+_SCRATCH: weakref.WeakKeyDictionary[object, dict[str, np.ndarray]] = weakref.WeakKeyDictionary()
 
 
 def scratch_like(owner, name, array):

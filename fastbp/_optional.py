@@ -1,8 +1,9 @@
 """Optional dependencies: a clear ImportError naming the extra to install."""
 import importlib
+import types
 
 
-def require(module, feature, extra):
+def require(module: str, feature: str, extra: str) -> types.ModuleType:
     """Import ``module`` or raise ``ImportError`` saying ``feature`` needs ``pip install "fastbp[extra]"``."""
     try:
         return importlib.import_module(module)

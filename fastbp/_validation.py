@@ -34,7 +34,7 @@ def value_problem(arr, name):
     return None
 
 
-def check_array(X, name, dtype, ndim=2):
+def check_array(X, name, dtype, ndim=2) -> np.ndarray:
     """``X`` as a C-contiguous array of ``dtype`` (a copy only when needed), finite and
     within ``magnitude_limit(dtype)``."""
     if hasattr(X, "toarray") and not isinstance(X, np.ndarray):

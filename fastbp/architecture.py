@@ -5,9 +5,12 @@ The flat parameter buffer holds, in this order: every layer's weights
 learnable γ of the layers that have one (prelu's slopes). Weights first means
 weight decay applies to one leading slice of the buffer (``n_coefs`` entries).
 """
-from numbers import Integral, Real
+from __future__ import annotations
 
+from collections.abc import Sequence
+from numbers import Integral, Real
 import numpy as np
+import numpy.typing as npt
 
 from . import specialize
 from .kernels import network as N
@@ -23,10 +26,10 @@ __all__ = [
 HIDDEN_ACTIVATIONS = tuple(name for name, a in ACTIVATIONS.items() if a.hidden)
 OUTPUT_ACTIVATIONS = tuple(ACTIVATIONS)
 PUBLIC_LOSSES = tuple(name for name, loss in LOSSES.items() if loss.public)
-DTYPES = {"float32": np.float32, "float64": np.float64}
+DTYPES: dict[str, type[np.floating]] = {"float32": np.float32, "float64": np.float64}
 
 
-def natural_loss(output):
+def natural_loss(output: str) -> str:
     """The loss paired with ``output`` when none is given: its canonical one, else squared error."""
     for name in PUBLIC_LOSSES:
         if LOSSES[name].canonical_output == output:
@@ -34,13 +37,13 @@ def natural_loss(output):
     return "squared_error"
 
 
-def check_output(output):
+def check_output(output: str) -> str:
     if not isinstance(output, str) or output not in ACTIVATIONS:
         raise ValueError(f"unknown output {output!r}; choose one of {sorted(OUTPUT_ACTIVATIONS)}")
     return output
 
 
-def check_loss(output, loss):
+def check_loss(output: str, loss: str) -> None:
     """Raise ``ValueError`` unless ``loss`` is a known loss that fits ``output``."""
     if not isinstance(loss, str) or loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(PUBLIC_LOSSES)}")
@@ -50,7 +53,7 @@ def check_loss(output, loss):
                          f"got output={output!r}")
 
 
-def check_dtype(dtype):
+def check_dtype(dtype: npt.DTypeLike) -> type[np.floating]:
     """The numpy float type named by ``dtype`` (float32 or float64)."""
     try:
         name = np.dtype(dtype).name
@@ -61,7 +64,7 @@ def check_dtype(dtype):
     return DTYPES[name]
 
 
-def check_layer_sizes(layer_sizes):
+def check_layer_sizes(layer_sizes: Sequence[int]) -> tuple[int, ...]:
     """A tuple of positive ints, input first, at least an input and an output."""
     if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
         raise ValueError(f"layer_sizes must be a sequence of ints, got {layer_sizes!r}")
@@ -75,7 +78,7 @@ def check_layer_sizes(layer_sizes):
     return tuple(int(s) for s in sizes)
 
 
-def check_hidden_activations(activation, n_hidden):
+def check_hidden_activations(activation: str | Sequence[str], n_hidden: int) -> list[str]:
     """One activation name per hidden layer, from a name or a list of names."""
     if not isinstance(activation, str) and not isinstance(activation, (list, tuple)):
         raise ValueError(f"activation must be a name or a list of names, got {activation!r}")
@@ -92,7 +95,7 @@ def check_hidden_activations(activation, n_hidden):
     return names
 
 
-def check_gamma(gamma, names):
+def check_gamma(gamma: float | None, names: Sequence[str]) -> list[float]:
     """γ for each layer: the user's value for the layers whose activation has one, or the default."""
     if gamma is not None:
         if isinstance(gamma, bool) or not isinstance(gamma, Real) or not np.isfinite(gamma):
@@ -119,7 +122,8 @@ class Layout:
     keeps_z : bool, whether any layer keeps its pre-activations
     """
 
-    def __init__(self, sizes, activations, gamma_per_layer):
+    def __init__(self, sizes: tuple[int, ...], activations: list[str],
+                 gamma_per_layer: list[float]) -> None:
         self.sizes = sizes
         self.activations = activations
         self.gamma_per_layer = gamma_per_layer
@@ -149,12 +153,13 @@ class Layout:
         self.total_units = int(sum(sizes[1:]))
         self.keeps_z = any(e.reads_z for e in entries)
 
-    def constant_gammas(self, dtype):
+    def constant_gammas(self, dtype: npt.DTypeLike) -> np.ndarray:
         """The kernels' ``gammas``: each layer's constant γ (0 where γ is learnable or unused)."""
         return np.array([g if ACTIVATIONS[n].gamma == "constant" else 0.0
                          for n, g in zip(self.activations, self.gamma_per_layer)], dtype=dtype)
 
-    def views(self, flat):
+    def views(self, flat: np.ndarray
+              ) -> tuple[list[np.ndarray], list[np.ndarray], dict[int, np.ndarray]]:
         """``(coefs, intercepts, slopes)``: per-layer views of a flat buffer.
 
         ``slopes`` is a dict {layer index: learnable γ view}.
@@ -170,7 +175,8 @@ class Layout:
                 slopes[l] = flat[g:g + fan_out]
         return coefs, intercepts, slopes
 
-    def workspace(self, capacity, dtype, n_workers=None):
+    def workspace(self, capacity: int, dtype: npt.DTypeLike, n_workers: int | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(acts, zs, deltas)`` for batches of up to ``capacity`` rows.
 
         Flat arrays, or ``(n_workers, size)`` arrays with one row per worker.
@@ -180,7 +186,7 @@ class Layout:
         zs = np.empty(shape(size if self.keeps_z else 0), dtype=dtype)
         return np.empty(shape(size), dtype=dtype), zs, np.empty(shape(size), dtype=dtype)
 
-    def describe(self):
+    def describe(self) -> str:
         """``'784-256[relu]-10[softmax]'``."""
         parts = [str(self.sizes[0])]
         parts += [f"{s}[{a}]" for s, a in zip(self.sizes[1:], self.activations)]

@@ -1,9 +1,11 @@
 """Atomic file writes: a crash or an error part-way leaves any previous file intact."""
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["write_atomic", "write_bytes_atomic"]
 
@@ -53,11 +55,12 @@ def _write_atomic(path, write):
     return path
 
 
-def write_atomic(path, arrays):
+def write_atomic(path: str | os.PathLike[str], arrays: Mapping[str, npt.ArrayLike]) -> Path:
     """Write ``arrays`` as an ``.npz`` at ``path`` through a temporary file and a rename."""
-    return _write_atomic(path, lambda f: np.savez(f, **arrays))
+    # to mypy a key could be savez's allow_pickle; io's never is
+    return _write_atomic(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
 
 
-def write_bytes_atomic(path, data):
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` at ``path`` through a temporary file and a rename."""
     return _write_atomic(path, lambda f: f.write(data))

@@ -9,7 +9,9 @@ scikit-learn's ``learning_rate`` schedules).
 """
 import csv
 import math
+import os
 import pathlib
+import typing
 
 import numpy as np
 
@@ -55,7 +57,7 @@ def _improves(value, best, mode, min_delta):
 
 def _mode(monitor, mode):
     if mode == "auto":
-        return "max" if monitor.endswith(("accuracy", "r2", "score")) else "min"
+        return "max" if monitor.endswith(("accuracy", "r2", "f1", "score")) else "min"
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
     return mode
@@ -79,7 +81,8 @@ class Checkpoint:
     shuffling generator and history, so training can resume from it.
     """
 
-    def __init__(self, path=None, every=1, best_path=None):
+    def __init__(self, path: str | os.PathLike[str] | None = None, every: int = 1,
+                 best_path: str | os.PathLike[str] | None = None) -> None:
         if path is None and best_path is None:
             raise ValueError("Checkpoint needs a path, a best_path, or both")
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
@@ -88,9 +91,9 @@ class Checkpoint:
         self.every = every
         self.best_path = None if best_path is None else pathlib.Path(best_path)
         self.best_loss = float("inf")
-        self.saved = []
+        self.saved: list[pathlib.Path] = []
 
-    def __call__(self, epoch, logs, model):
+    def __call__(self, epoch: int, logs: typing.Mapping[str, float], model: typing.Any) -> bool:
         if self.path is not None and (epoch + 1) % self.every == 0:
             target = pathlib.Path(self.path.replace("{epoch}", str(epoch + 1)))
             model.save(target)
@@ -109,7 +112,8 @@ class EarlyStopping:
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience``
     epochs.
 
-    ``mode`` ``'auto'`` maximises accuracies, R² and scores and minimises the rest.
+    ``mode`` ``'auto'`` maximises accuracies, R², F1 and scores and minimises the rest
+    (losses, ``log_loss``, ``mae``).
     ``restore_best`` puts back the parameters of the best epoch when it stops the fit
     (``model.params``; a native fit with validation data and ``restore_best=True`` of its
     own then ends on its lowest validation loss, so pass ``restore_best=False`` to ``fit``
@@ -117,18 +121,22 @@ class EarlyStopping:
     the epoch at which it stopped (None while it has not).
     """
 
-    def __init__(self, monitor="val_loss", min_delta=0.0, patience=5, mode="auto",
-                 restore_best=False):
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 5,
+                 mode: typing.Literal["auto", "min", "max"] = "auto",
+                 restore_best: bool = False) -> None:
         self.monitor = str(monitor)
         self.min_delta = _number(min_delta, "min_delta", lambda v: v >= 0, "a number >= 0")
         self.patience = _number(patience, "patience", lambda v: v >= 1, "an integer >= 1",
                                 integer=True)
         self.mode = _mode(self.monitor, mode)
         self.restore_best = bool(restore_best)
-        self.best, self.best_epoch, self.wait, self.stopped_epoch = None, None, 0, None
-        self._best_params = None
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.wait = 0
+        self.stopped_epoch: int | None = None
+        self._best_params: typing.Any = None
 
-    def __call__(self, epoch, logs, model):
+    def __call__(self, epoch: int, logs: typing.Mapping[str, float], model: typing.Any) -> bool:
         value = _monitored(logs, self.monitor)
         if self.best is None or _improves(value, self.best, self.mode, self.min_delta):
             self.best, self.best_epoch, self.wait = value, epoch, 0
@@ -151,16 +159,15 @@ class CSVLogger:
     ``append=False`` (the default) starts a new file at the first epoch of each fit.
     """
 
-    def __init__(self, path, append=False):
+    def __init__(self, path: str | os.PathLike[str], append: bool = False) -> None:
         self.path = pathlib.Path(path)
         self.append = bool(append)
-        self._columns = None
+        self._columns: list[str] | None = None
 
-    def __call__(self, epoch, logs, model):
-        new = self._columns is None
-        if new:
+    def __call__(self, epoch: int, logs: typing.Mapping[str, float], model: typing.Any) -> bool:
+        fresh = self._columns is None and not (self.append and self.path.exists())
+        if self._columns is None:
             self._columns = ["epoch", *logs]
-        fresh = new and not (self.append and self.path.exists())
         with open(self.path, "w" if fresh else "a", newline="") as f:
             writer = csv.writer(f)
             if fresh:
@@ -173,21 +180,25 @@ class CSVLogger:
 class _Schedule:
     """A learning-rate schedule: the optimizer's rate when it first runs is ``lr0``."""
 
-    def __init__(self):
-        self.lr0 = None
+    def __init__(self) -> None:
+        self.lr0: float | None = None
 
-    def __call__(self, epoch, logs, model):
+    def __call__(self, epoch: int, logs: typing.Mapping[str, float], model: typing.Any) -> bool:
         optimizer = model.optimizer
         if self.lr0 is None:
             self.lr0 = optimizer.lr
         optimizer.lr = float(self.rate(epoch + 1, logs, optimizer.lr))
         return False
 
+    def rate(self, done: int, logs: typing.Mapping[str, float], lr: float) -> float:
+        """The rate after ``done`` epochs, ``lr`` the current one."""
+        raise NotImplementedError
+
 
 class StepDecay(_Schedule):
     """``lr = lr0 · gamma^⌊epochs done / step_size⌋``."""
 
-    def __init__(self, step_size, gamma=0.1):
+    def __init__(self, step_size: int, gamma: float = 0.1) -> None:
         super().__init__()
         self.step_size = _number(step_size, "step_size", lambda v: v >= 1, "an integer >= 1",
                                  integer=True)
@@ -200,7 +211,7 @@ class StepDecay(_Schedule):
 class ExponentialDecay(_Schedule):
     """``lr = lr0 · gamma^(epochs done)``."""
 
-    def __init__(self, gamma):
+    def __init__(self, gamma: float) -> None:
         super().__init__()
         self.gamma = _number(gamma, "gamma", lambda v: 0 < v <= 1, "a number in (0, 1]")
 
@@ -212,7 +223,7 @@ class CosineDecay(_Schedule):
     """From ``lr0`` down to ``min_lr`` over ``epochs`` epochs along half a cosine, then
     ``min_lr``."""
 
-    def __init__(self, epochs, min_lr=0.0):
+    def __init__(self, epochs: int, min_lr: float = 0.0) -> None:
         super().__init__()
         self.epochs = _number(epochs, "epochs", lambda v: v >= 1, "an integer >= 1",
                               integer=True)
@@ -228,8 +239,9 @@ class ReduceLROnPlateau(_Schedule):
     ``min_delta`` for ``patience`` epochs (not below ``min_lr``); then wait ``cooldown``
     epochs before counting again."""
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_delta=0.0,
-                 cooldown=0, min_lr=0.0, mode="auto"):
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+                 min_delta: float = 0.0, cooldown: int = 0, min_lr: float = 0.0,
+                 mode: typing.Literal["auto", "min", "max"] = "auto") -> None:
         super().__init__()
         self.monitor = str(monitor)
         self.factor = _number(factor, "factor", lambda v: 0 < v < 1, "a number in (0, 1)")
@@ -240,8 +252,9 @@ class ReduceLROnPlateau(_Schedule):
                                 integer=True)
         self.min_lr = _number(min_lr, "min_lr", lambda v: v >= 0, "a number >= 0")
         self.mode = _mode(self.monitor, mode)
-        self.best, self.wait, self.cooling = None, 0, 0
-        self.reductions = []  # the epochs (1-based, after which) the rate was lowered
+        self.best: float | None = None
+        self.wait, self.cooling = 0, 0
+        self.reductions: list[int] = []  # the epochs (1-based, after which) the rate was lowered
 
     def rate(self, done, logs, lr):
         value = _monitored(logs, self.monitor)

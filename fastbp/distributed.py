@@ -20,9 +20,15 @@ import sys
 import threading
 import time
 import contextlib
+import typing
+
+import numpy.typing as npt
 
 from . import _optional, _threads
 from . import training as _training
+
+if typing.TYPE_CHECKING:
+    from .history import History
 
 __all__ = ["DEFAULT_TIMEOUT", "DistributedTrainer", "Watchdog", "ranks_problems"]
 
@@ -32,13 +38,14 @@ DEFAULT_TIMEOUT = 600.0
 class Watchdog:
     """Aborts the MPI job when a collective call waits longer than ``timeout`` seconds."""
 
-    def __init__(self, comm, timeout):
+    def __init__(self, comm: typing.Any, timeout: float) -> None:
         self.comm, self.timeout = comm, float(timeout)
-        self._since, self._what = None, ""
+        self._since: float | None = None
+        self._what = ""
         thread = threading.Thread(target=self._watch, name="fastbp-mpi-watchdog", daemon=True)
         thread.start()
 
-    def _watch(self):
+    def _watch(self) -> None:
         while True:
             time.sleep(min(1.0, self.timeout / 10))
             since = self._since
@@ -50,7 +57,7 @@ class Watchdog:
                 self.comm.Abort(1)
 
     @contextlib.contextmanager
-    def waiting(self, what):
+    def waiting(self, what: str) -> typing.Iterator[None]:
         self._since, self._what = time.monotonic(), what
         try:
             yield
@@ -58,7 +65,7 @@ class Watchdog:
             self._since = None
 
 
-def ranks_problems(problems):
+def ranks_problems(problems: typing.Sequence[str | None]) -> str | None:
     """The ranks' problems (None where a rank had none) as one message, or None.
 
     Each is named with its rank; the same problem on every rank is named once.
@@ -94,7 +101,8 @@ class DistributedTrainer(_training.Coordinator):
         for slower ranks included.
     """
 
-    def __init__(self, model, comm=None, timeout=DEFAULT_TIMEOUT):
+    def __init__(self, model: typing.Any, comm: typing.Any = None,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
         self.MPI = _optional.require("mpi4py.MPI", "distributed training", "mpi")
         self.comm = self.MPI.COMM_WORLD if comm is None else comm
         self.model = model
@@ -103,7 +111,7 @@ class DistributedTrainer(_training.Coordinator):
         self.watchdog = Watchdog(self.comm, timeout)
         self.allreduce_seconds, self.allreduce_calls = 0.0, 0
         self.is_root = self.comm.rank == 0
-        self.sizes = None
+        self.sizes: list[int] | None = None
         mine = repr(model), model.activation, model.output, model.network.gammas.tolist()
         with self.watchdog.waiting("comparing the architectures"):
             everyone = self.comm.allgather(mine)
@@ -115,10 +123,10 @@ class DistributedTrainer(_training.Coordinator):
             self.comm.Bcast(model.params, root=0)
 
     @property
-    def rank(self):
+    def rank(self) -> int:
         return self.comm.rank
 
-    def fit(self, X, y, **settings):
+    def fit(self, X: npt.ArrayLike, y: npt.ArrayLike, **settings: typing.Any) -> "History":
         """Train on this rank's rows ``(X, y)`` together with the other ranks.
 
         Call it on every rank with the same arguments except the data; the

@@ -18,12 +18,19 @@ Keyword-only extras, all defaulting to scikit-learn's behaviour: ``n_jobs``
 ``early_stopping`` the validation loss of each epoch is kept in
 ``validation_loss_curve_``.
 """
+from __future__ import annotations
+
+import os
 import threading
 import time
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from numbers import Integral
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 import scipy.optimize
 import scipy.sparse
 from sklearn.base import is_classifier
@@ -51,7 +58,15 @@ from .strategy import thread_counts
 from .tuning import resolve
 from .training import KernelEpochs, Progress, fit_bytes, fit_loop
 
+if TYPE_CHECKING:
+    from torch import nn
+    from typing_extensions import Self
+
 __all__ = ["MLPClassifier", "MLPRegressor", "LOSS_OF_OUTPUT"]
+
+# what fit and partial_fit take, as scikit-learn: array-likes and scipy's sparse matrices
+_Data: TypeAlias = "npt.ArrayLike | scipy.sparse.sparray | scipy.sparse.spmatrix"
+_Callback: TypeAlias = Callable[[int, Mapping[str, float], Any], Any]
 
 # scikit-learn's output activation → the loss fastbp trains it with (scikit-learn's
 # squared error averages the loss value over the outputs, not its gradient)
@@ -164,7 +179,13 @@ def _copy_into(dst, src):
     return dst
 
 
-class _FastbpMLP:
+if TYPE_CHECKING:  # mixed into scikit-learn's estimators, which have no type information
+    _Estimator = Any
+else:
+    _Estimator = object
+
+
+class _FastbpMLP(_Estimator):
     """The parts of scikit-learn's ``BaseMultilayerPerceptron`` that fastbp replaces."""
 
     # ---------------------------------------------------------------- the network
@@ -298,7 +319,7 @@ class _FastbpMLP:
                       "n_outputs_", "out_activation_", "n_features_in_", "feature_names_in_",
                       "classes_", "_label_binarizer", "_no_improvement_count")
 
-    def to_torch(self, logits=False):
+    def to_torch(self, logits: bool = False) -> nn.Sequential:
         """The fitted network as a ``torch.nn.Sequential`` (needs PyTorch).
 
         Its output is the network's output activations: ``predict_proba`` of a
@@ -312,7 +333,7 @@ class _FastbpMLP:
         from .interop import torch as torch_interop
         return torch_interop.to_torch(self._network(self.coefs_[0].dtype), logits=logits)
 
-    def to_onnx(self, path):
+    def to_onnx(self, path: str | os.PathLike[str]) -> Path:
         """Write the fitted estimator as an ONNX graph to ``path`` (needs ``onnx``).
 
         Input ``X`` (``(n_samples, n_features)``, the fitted dtype); outputs
@@ -327,7 +348,7 @@ class _FastbpMLP:
         classes = self.classes_ if self._is_classifier() else None
         return onnx_interop.write(self._network(self.coefs_[0].dtype), path, classes)
 
-    def to_sklearn(self):
+    def to_sklearn(self) -> Any:
         """An equivalent scikit-learn estimator (same parameters, copies of the weights).
 
         Its predictions equal this estimator's up to rounding. Raises
@@ -349,7 +370,7 @@ class _FastbpMLP:
         return est
 
     @classmethod
-    def from_sklearn(cls, est):
+    def from_sklearn(cls, est: Any) -> Self:
         """A fastbp estimator equivalent to a scikit-learn one (fitted or not)."""
         theirs = cls._sklearn_class()
         if type(est) is not theirs:
@@ -364,7 +385,7 @@ class _FastbpMLP:
             ours._network(ours.coefs_[0].dtype)
         return ours
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the estimator (parameters, fitted state, optimizer state) to ``path``.
 
         The same format as ``MLP.save`` (``fastbp.io``): plain arrays plus JSON,
@@ -721,14 +742,21 @@ class MLPClassifier(_FastbpMLP, _SkMLPClassifier):
     def _sklearn_class():
         return _SkMLPClassifier
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=0.0001, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-08, n_iter_no_change=10, max_fun=15000,
-                 n_jobs=None, class_weight=None, progress=False, on_divergence="record",
-                 callbacks=None):
+    def __init__(self, hidden_layer_sizes: int | Sequence[int] = (100,),
+                 activation: str = "relu", *,
+                 solver: Literal["lbfgs", "sgd", "adam"] = "adam", alpha: float = 0.0001,
+                 batch_size: int | Literal["auto"] = "auto",
+                 learning_rate: Literal["constant", "invscaling", "adaptive"] = "constant",
+                 learning_rate_init: float = 0.001, power_t: float = 0.5, max_iter: int = 200,
+                 shuffle: bool = True, random_state: int | np.random.RandomState | None = None,
+                 tol: float = 0.0001, verbose: bool = False, warm_start: bool = False,
+                 momentum: float = 0.9, nesterovs_momentum: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-08,
+                 n_iter_no_change: int = 10, max_fun: int = 15000, n_jobs: int | None = None,
+                 class_weight: dict[Any, float] | Literal["balanced"] | None = None,
+                 progress: bool = False, on_divergence: Literal["record", "raise"] = "record",
+                 callbacks: list[_Callback] | None = None) -> None:
         _store_params(self, locals())
         self.loss = "log_loss"  # not a parameter; scikit-learn's _backprop reads it
 
@@ -738,12 +766,15 @@ class MLPClassifier(_FastbpMLP, _SkMLPClassifier):
         weights = compute_sample_weight(self.class_weight, y)
         return weights if sample_weight is None else weights * np.asarray(sample_weight)
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: _Data, y: npt.ArrayLike, sample_weight: npt.ArrayLike | None = None
+            ) -> Self:
         """Fit to ``X`` and ``y`` (see scikit-learn's ``MLPClassifier.fit``)."""
         return super().fit(X, y, sample_weight=self._class_weighted(y, sample_weight))
 
     @available_if(lambda est: est._check_solver())  # scikit-learn's: not for lbfgs
-    def partial_fit(self, X, y, sample_weight=None, classes=None):
+    def partial_fit(self, X: _Data, y: npt.ArrayLike,
+                    sample_weight: npt.ArrayLike | None = None,
+                    classes: npt.ArrayLike | None = None) -> Self:
         """One epoch over ``X``, ``y`` (see scikit-learn's ``MLPClassifier.partial_fit``)."""
         if isinstance(self.class_weight, str) and self.class_weight == "balanced":
             raise ValueError("class_weight='balanced' is not supported by partial_fit: "
@@ -767,11 +798,18 @@ class MLPRegressor(_FastbpMLP, _SkMLPRegressor):
     def _sklearn_class():
         return _SkMLPRegressor
 
-    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
-                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=0.0001, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-08, n_iter_no_change=10, max_fun=15000,
-                 n_jobs=None, progress=False, on_divergence="record", callbacks=None):
+    def __init__(self, loss: Literal["squared_error", "poisson"] = "squared_error",
+                 hidden_layer_sizes: int | Sequence[int] = (100,), activation: str = "relu",
+                 *, solver: Literal["lbfgs", "sgd", "adam"] = "adam", alpha: float = 0.0001,
+                 batch_size: int | Literal["auto"] = "auto",
+                 learning_rate: Literal["constant", "invscaling", "adaptive"] = "constant",
+                 learning_rate_init: float = 0.001, power_t: float = 0.5, max_iter: int = 200,
+                 shuffle: bool = True, random_state: int | np.random.RandomState | None = None,
+                 tol: float = 0.0001, verbose: bool = False, warm_start: bool = False,
+                 momentum: float = 0.9, nesterovs_momentum: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-08,
+                 n_iter_no_change: int = 10, max_fun: int = 15000, n_jobs: int | None = None,
+                 progress: bool = False, on_divergence: Literal["record", "raise"] = "record",
+                 callbacks: list[_Callback] | None = None) -> None:
         _store_params(self, locals())

@@ -1,10 +1,18 @@
 """Backpropagation checked against numerical differentiation."""
+import typing
+
 import numpy as np
+import numpy.typing as npt
+
+if typing.TYPE_CHECKING:
+    from .model import MLP
 
 __all__ = ["check_gradients"]
 
 
-def check_gradients(model, X, y, l2=0.0, h=1e-4, floor=1e-5, max_params=None, seed=0):
+def check_gradients(model: "MLP", X: npt.ArrayLike, y: npt.ArrayLike, l2: float = 0.0,
+                    h: float = 1e-4, floor: float = 1e-5, max_params: int | None = None,
+                    seed: int = 0) -> float:
     """Largest relative error between backpropagation and central differences.
 
     The check runs on a float64 copy of ``model``. Each checked parameter

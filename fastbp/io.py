@@ -36,10 +36,13 @@ saving leaves the previous file intact.
 import hashlib
 import importlib
 import json
+import os
 import zipfile
 import pathlib
+import typing
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _validation
 from . import atomic as _atomic
@@ -70,14 +73,14 @@ def _digest(arrays):
     return h.hexdigest()
 
 
-def check_parameters(params, n_params, dtype):
+def check_parameters(params: np.ndarray, n_params: int, dtype: npt.DTypeLike) -> None:
     """Raise ``ModelFileError`` unless the saved ``params`` fit ``n_params`` of ``dtype``."""
     if params.shape != (n_params,) or params.dtype != dtype:
         raise ModelFileError(f"{params.shape} {params.dtype} parameters do not fit "
                              f"the architecture ({n_params} {dtype})")
 
 
-def save(obj, path):
+def save(obj: typing.Any, path: str | os.PathLike[str]) -> pathlib.Path:
     """Write ``obj`` (a model or estimator with ``_to_state``) at ``path``; returns the path."""
     from . import __version__
     meta, arrays = obj._to_state()
@@ -93,7 +96,7 @@ def save(obj, path):
     return pathlib.Path(path)
 
 
-def read(path):
+def read(path: str | os.PathLike[str]) -> tuple[dict, dict[str, np.ndarray]]:
     """``(meta, arrays)`` of a model file, checked; raises ``ModelFileError``."""
     path = pathlib.Path(path)
     if not path.is_file():
@@ -139,8 +142,13 @@ def read(path):
     return meta, arrays
 
 
-def load(path):
+def load(path: str | os.PathLike[str]) -> typing.Any:
     """Load a model saved by ``save`` (``MLP.save``); never executes code from the file.
+
+    Returns
+    -------
+    MLP, MLPClassifier or MLPRegressor
+        The class the file names (its ``kind``).
 
     Raises
     ------

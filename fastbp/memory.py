@@ -38,7 +38,7 @@ def _meminfo_available():
     return None
 
 
-def available_bytes():
+def available_bytes() -> int | None:
     """Bytes this process can still allocate, or None where it cannot be told.
 
     The smaller of the system's available memory and what the cgroup (v2 or
@@ -55,14 +55,15 @@ def available_bytes():
     return min(known) if known else None
 
 
-def format_bytes(n):
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
+def format_bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024:
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1024
+    return f"{n:.1f} TiB"
 
 
-def check_fits(n_bytes, what):
+def check_fits(n_bytes: float, what: str) -> None:
     """Raise ``MemoryError`` if ``n_bytes`` more would not fit in the available memory."""
     if n_bytes < CHECK_FROM_BYTES:
         return

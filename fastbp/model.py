@@ -1,7 +1,12 @@
 """The native model: :class:`MLP`, a façade over a ``fastbp.network.Network`` (the
 architecture, the flat parameter buffer and the kernels) and ``fastbp.training``
 (the epoch loop)."""
+import os
+import typing
+from numbers import Real
+
 import numpy as np
+import numpy.typing as npt
 
 from . import io
 from ._guard import GuardedEpochs
@@ -9,12 +14,18 @@ from ._optional import require
 from ._threads import kernel_threads
 from ._validation import check_array
 from .history import History
-from .network import Network
+from .kernels.losses import batch_weight
+from .kernels.records import read_only
+from .network import Network, check_sample_weight, with_weights
 from .optim import Optimizer, OptimizerState
-from .training import (ALONE, DivergenceError, EpochRecord, Progress, check_l2, fit_loop,
-                       interactive, plan_fit)
+from .training import (ALONE, DivergenceError, EpochRecord, Progress, check_l2, check_metrics,
+                       fit_loop, interactive, plan_fit)
 
 __all__ = ["MLP", "DivergenceError"]
+
+# path-like arguments, array-like data, and the callbacks' signature (epoch, logs, model)
+_Path = typing.Union[str, "os.PathLike[str]"]
+_Callback = typing.Callable[[int, typing.Dict[str, float], "MLP"], typing.Any]
 
 # optional arrays a model trained by the command line keeps: its labels and standardisation
 CLI_ENTRIES = ("classes", "input_mean", "input_scale", "target_mean", "target_scale")
@@ -35,7 +46,8 @@ class MLP:
     output : str, default 'softmax'
         Output activation: softmax or any hidden activation.
     loss : str or None, default None
-        ``cross_entropy`` (softmax output, integer class labels),
+        ``cross_entropy`` (softmax output, integer class indices, or labels of any
+        other kind, see ``classes_``),
         ``binary_cross_entropy`` (logistic output, 0/1 or multilabel indicator
         targets) or ``squared_error`` (real targets, ``½·mean Σ (a−y)²``), or
         any other of ``fastbp.architecture.PUBLIC_LOSSES``.
@@ -68,19 +80,33 @@ class MLP:
         The architecture, the buffer and the kernels under the model.
     history_ : History or None
         Record of the last ``fit``.
+    classes_ : array
+        Set by the first ``fit`` of a cross-entropy model on 1-D labels that are not
+        numbers (strings, or any objects): the sorted distinct labels, one per output
+        unit, in the order of ``predict_proba``'s columns. From then on ``predict``
+        answers labels from ``classes_``, and every ``y`` (of ``fit``, ``evaluate``,
+        ``loss_and_grad``, validation data) is read as such labels. Integer class
+        indices neither set nor need it. (The command line sets ``classes_`` on the
+        models it trains and maps their outputs to labels itself: ``predict`` of such a
+        model answers indices.)
     """
 
-    def __init__(self, layer_sizes, activation="relu", output="softmax", loss=None,
-                 dtype="float32", seed=None, gamma=None):
+    def __init__(self, layer_sizes: typing.Sequence[int],
+                 activation: typing.Union[str, typing.Sequence[str]] = "relu",
+                 output: str = "softmax", loss: typing.Optional[str] = None,
+                 dtype: npt.DTypeLike = "float32", seed: typing.Optional[int] = None,
+                 gamma: typing.Optional[float] = None) -> None:
         self.network = Network(layer_sizes, activation, output, loss, dtype, gamma, seed)
         self.seed = seed
         self._rng = np.random.RandomState(seed)
         self.coefs_ = self.network.coefs
         self.intercepts_ = self.network.intercepts
         self.slopes_ = self.network.slopes
-        self._optimizer = None
-        self._opt_state = None
-        self.history_ = None
+        self._optimizer: typing.Optional[Optimizer] = None
+        self._opt_state: typing.Optional[OptimizerState] = None
+        self.history_: typing.Optional[History] = None
+        # whether a fit set classes_ from labels, so that predict answers them
+        self._predicts_labels = False
         self.network.initialize(self._rng)
 
     # the architecture, as given (checked) to the constructor
@@ -95,11 +121,11 @@ class MLP:
     is_classifier = property(lambda self: self.network.is_classifier)
 
     @property
-    def params(self):
+    def params(self) -> np.ndarray:
         return self.network.params
 
     @params.setter
-    def params(self, value):
+    def params(self, value: npt.ArrayLike) -> None:
         value = check_array(value, "params", self.dtype, ndim=1)
         if value.shape != self.network.params.shape:
             raise ValueError(f"params must have shape {self.network.params.shape}, "
@@ -107,30 +133,32 @@ class MLP:
         self.network.params[...] = value
 
     @property
-    def optimizer(self):
+    def optimizer(self) -> typing.Optional[Optimizer]:
         """The optimizer of the last ``fit`` (``None`` before): pass it to ``fit`` to continue
         with its state, e.g. after ``fastbp.load``."""
         return self._optimizer
 
     @property
-    def optimizer_state(self):
+    def optimizer_state(self) -> typing.Optional[OptimizerState]:
         """The state of ``optimizer`` (``fastbp.optim.OptimizerState``: buffers and step
         count), or ``None`` before the first ``fit``."""
         return self._opt_state
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"MLP({self.network.describe()}, loss={self.loss!r}, "
                 f"dtype={self.dtype.name}, n_params={self.n_params})")
 
-    def astype(self, dtype):
+    def astype(self, dtype: npt.DTypeLike) -> "MLP":
         """A copy of the model (architecture and parameters) in another dtype."""
         clone = MLP(self.layer_sizes, self.activation, self.output, self.loss, dtype,
                     self.seed, self.gamma)
         clone.network.params[...] = self.network.params
+        if self._predicts_labels:  # it answers the same labels
+            clone.classes_, clone._predicts_labels = self.classes_, True
         return clone
 
     # ------------------------------------------------------------------ saving
-    def save(self, path):
+    def save(self, path: _Path) -> typing.Any:
         """Write the model, its optimizer state, shuffling generator and history to ``path``.
 
         The file is a ``.npz`` of plain arrays plus JSON metadata (``fastbp.io``);
@@ -165,6 +193,8 @@ class MLP:
             "history": None if self.history_ is None else self.history_._to_state(),
             "feature_names": getattr(self, "feature_names_", None),
         }
+        if self._predicts_labels:  # files of other models stay as they were
+            meta["predicts_labels"] = True
         return meta, arrays
 
     @classmethod
@@ -203,10 +233,15 @@ class MLP:
                 setattr(model, name + "_", arrays[name])
         if meta.get("feature_names") is not None:
             model.feature_names_ = list(meta["feature_names"])
+        if meta.get("predicts_labels"):
+            if "classes" not in arrays or len(arrays["classes"]) != model.layer_sizes[-1]:
+                raise io.ModelFileError("the file says the model predicts labels, but its "
+                                        "classes do not match its output layer")
+            model._predicts_labels = True
         return model
 
     # ------------------------------------------------------------------ interop
-    def to_torch(self, logits=False):
+    def to_torch(self, logits: bool = False) -> typing.Any:
         """An equivalent ``torch.nn.Sequential`` (needs PyTorch).
 
         ``Linear`` layers holding copies of the weights, each followed by the
@@ -222,7 +257,9 @@ class MLP:
         return torch_interop.to_torch(self.network, logits=logits)
 
     @classmethod
-    def from_torch(cls, sequential, output=None, loss=None, dtype=None):
+    def from_torch(cls, sequential: typing.Any, output: typing.Optional[str] = None,
+                   loss: typing.Optional[str] = None,
+                   dtype: typing.Optional[npt.DTypeLike] = None) -> "MLP":
         """A model with the architecture and weights of a ``torch.nn.Sequential``.
 
         The Sequential must be ``Linear`` layers, each followed by at most one of
@@ -238,73 +275,210 @@ class MLP:
         from .interop import torch as torch_interop
         return torch_interop.from_torch(cls, sequential, output=output, loss=loss, dtype=dtype)
 
-    def to_onnx(self, path):
+    def to_onnx(self, path: _Path) -> typing.Any:
         """Write the model as an ONNX graph to ``path`` (needs the ``onnx`` package).
 
         Input ``X`` (``(n_samples, n_features)``, the model's dtype); outputs
         ``output`` (``predict_proba`` of a classifier, the ``(n_samples, n_outputs)``
-        predictions of a regressor) and, for classifiers, ``label`` (``predict``,
-        int64). Opset 17; the write is atomic. Returns the path.
+        predictions of a regressor) and, for classifiers, ``label`` (``predict``:
+        int64, or the labels of ``classes_`` when a fit set it). Opset 17; the
+        write is atomic. Returns the path.
         """
         require("onnx", "to_onnx", "onnx")
         from .interop import onnx as onnx_interop
-        return onnx_interop.write(self.network, path)
+        return onnx_interop.write(self.network, path,
+                                  self.classes_ if self._predicts_labels else None)
+
+    # ------------------------------------------------------------------ labels and weights
+    def _label_classes(self, y, fitting=False):
+        """The classes 1-D labels ``y`` are read with, or None (``y`` is read as it is).
+
+        ``(classes, new)``: ``new`` when this fit would set ``classes_`` (labels that
+        are not numbers, and no ``classes_`` yet). Labels that are numbers go through
+        ``classes_`` only when a fit set it from labels (see the class docstring).
+        """
+        if self.network.targets != "labels":
+            return None, False
+        try:
+            arr = np.asarray(y)
+        except Exception:
+            return None, False  # the target checks name what is wrong with it
+        if arr.ndim != 1 or arr.shape[0] == 0:
+            return None, False
+        known = getattr(self, "classes_", None)
+        if self._predicts_labels or (arr.dtype.kind in "USO" and known is not None):
+            return np.asarray(known), False
+        if arr.dtype.kind not in "USO":
+            return None, False
+        if not fitting:
+            raise ValueError(f"y holds labels such as {arr[0]!r}, but the model has no "
+                             "classes_: fit it on such labels first (or give class indices)")
+        classes = _distinct(arr, "y")
+        if classes.dtype.kind == "O":  # all numbers or all strings: a dtype that saves as is
+            plain = np.asarray(classes.tolist())
+            if plain.dtype.kind != "O" and plain.shape == classes.shape:
+                classes = plain
+        n_out = self.layer_sizes[-1]
+        if classes.shape[0] != n_out:
+            raise ValueError(f"y holds {classes.shape[0]} distinct labels "
+                             f"{_few(classes.tolist())}, the {self.output} output has "
+                             f"{n_out} units: one unit per class")
+        return classes, True
+
+    @staticmethod
+    def _label_indices(y, classes, name):
+        """1-D labels ``y`` as int64 indices into ``classes``; ValueError naming unknown ones."""
+        values, inverse = _distinct(np.asarray(y), name, inverse=True)
+        position = {label: i for i, label in enumerate(classes.tolist())}
+        unknown = [v for v in values.tolist() if v not in position]
+        if unknown:
+            raise ValueError(f"{name} holds labels the model does not know: {_few(unknown)} "
+                             f"(its classes_ are {_few(classes.tolist())})")
+        return np.array([position[v] for v in values.tolist()],
+                        dtype=np.int64)[inverse.reshape(-1)]
+
+    def _read_targets(self, y, classes, name):
+        """``y`` as indices when ``classes`` applies to it, else as given."""
+        if classes is None or np.ndim(y) != 1:
+            return y
+        return self._label_indices(y, classes, name)
+
+    def _class_weights(self, y, class_weight):
+        """``(per-row weights of y, {label: weight})`` for ``class_weight`` of ``fit``;
+        ``y`` as the caller gave it (labels or indices)."""
+        if not self.is_classifier:
+            raise ValueError(f"class_weight is for classifiers; this model's loss is "
+                             f"{self.loss!r}")
+        arr = _one_label_per_row(y, "y")
+        values, inverse = _distinct(arr, "y", inverse=True)
+        labels = values.tolist()
+        if isinstance(class_weight, str) and class_weight == "balanced":
+            # scikit-learn's compute_class_weight: n_samples / (n_classes * count)
+            counts = np.bincount(inverse.reshape(-1), minlength=len(labels))
+            table = dict(zip(labels, (arr.shape[0] / (len(labels) * counts)).tolist()))
+        elif isinstance(class_weight, dict):
+            held = set(labels)
+            absent = [k for k in class_weight if k not in held]
+            if absent:
+                raise ValueError(f"class_weight names labels that y does not hold: "
+                                 f"{_few(absent)} (y holds {_few(labels)})")
+            for label, weight in class_weight.items():
+                if (isinstance(weight, bool) or not isinstance(weight, Real)
+                        or not np.isfinite(weight) or weight < 0):
+                    raise ValueError(f"class_weight[{label!r}] must be a finite number >= 0, "
+                                     f"got {weight!r}")
+            table = {k: float(v) for k, v in class_weight.items()}
+        else:
+            raise ValueError("class_weight must be None, 'balanced' or a dict {label: weight}, "
+                             f"got {class_weight!r}")
+        per_label = np.array([table.get(v, 1.0) for v in labels])
+        return per_label[inverse.reshape(-1)], table
+
+    @staticmethod
+    def _weights_of(y, table):
+        """Per-row weights of the labels ``y`` from a class-weight ``table`` (1 for labels it
+        does not name)."""
+        values, inverse = _distinct(_one_label_per_row(y, "y_val"), "y_val", inverse=True)
+        return np.array([table.get(v, 1.0) for v in values.tolist()])[inverse.reshape(-1)]
+
+    def _validation_targets(self, validation_data, classes, table):
+        """``validation_data`` with its labels read through ``classes`` and, given a
+        class-weight ``table``, its rows' class weights (times any weights it carries)."""
+        X_val, y_val, *w_val = validation_data
+        validation_data = (X_val, self._read_targets(y_val, classes, "y_val"), *w_val)
+        if table is None:
+            return validation_data
+        weights = self._weights_of(y_val, table)
+        if w_val and w_val[0] is not None:
+            weights = weights * check_sample_weight(w_val[0], weights.shape[0], self.dtype,
+                                                    "sample_weight_val")
+        return validation_data[:2] + (weights,)
 
     # ------------------------------------------------------------------ inference
-    def predict_proba(self, X):
-        """Output probabilities ``(n_samples, n_outputs)`` of a softmax or logistic model."""
+    def predict_proba(self, X: npt.ArrayLike) -> np.ndarray:
+        """Output probabilities ``(n_samples, n_outputs)`` of a softmax or logistic model
+        (columns in the order of ``classes_`` when a fit set it)."""
         if not self.is_classifier:
             raise ValueError(f"predict_proba needs a classification loss, this model "
                              f"uses {self.loss!r}; use predict")
         return self.network.forward(self.network.check_X(X))
 
-    def predict(self, X):
-        """Class labels (cross-entropy), 0/1 indicators (binary cross-entropy) or outputs.
+    def predict(self, X: npt.ArrayLike) -> np.ndarray:
+        """Class indices (cross-entropy), or labels from ``classes_`` when a fit set it;
+        0/1 indicators (binary cross-entropy) or outputs.
 
         Returns ``(n_samples,)`` when the model has one output (or is a
         softmax classifier), else ``(n_samples, n_outputs)``.
         """
-        return self.network.predictions(self.network.forward(self.network.check_X(X)))
+        predicted = self.network.predictions(self.network.forward(self.network.check_X(X)))
+        return self.classes_[predicted] if self._predicts_labels else predicted
 
-    def evaluate(self, X, y):
-        """Mean loss on ``(X, y)`` plus accuracy (classification) or R² (regression).
+    def evaluate(self, X: npt.ArrayLike, y: npt.ArrayLike,
+                 sample_weight: typing.Optional[npt.ArrayLike] = None
+                 ) -> typing.Dict[str, float]:
+        """Mean loss on ``(X, y)`` plus scores: ``accuracy``, macro ``f1`` and ``log_loss``
+        (classification) or ``r2`` and ``mae`` (regression).
 
         Accuracy of a logistic model counts a sample as right when all its
-        labels are (subset accuracy, as scikit-learn).
+        labels are (subset accuracy, as scikit-learn). ``sample_weight``
+        ``(n_samples,)`` (finite, >= 0) makes the loss and every score weighted
+        means, as scikit-learn's scores with ``sample_weight``.
         """
         X = self.network.check_X(X)
-        scores = self.network.evaluate(X, self.network.check_targets(y, X.shape[0]))
+        classes, _ = self._label_classes(y)
+        Y = self.network.check_targets(self._read_targets(y, classes, "y"), X.shape[0])
+        if sample_weight is not None:
+            sample_weight = check_sample_weight(sample_weight, X.shape[0], self.dtype)
+        scores = self.network.evaluate(X, Y, sample_weight)
         if not np.isfinite(scores["loss"]):
             raise ValueError("the loss is not finite: the forward pass overflowed (the inputs "
                              "or the weights are too large)")
         return scores
 
-    def loss_and_grad(self, X, y, l2=0.0):
+    def loss_and_grad(self, X: npt.ArrayLike, y: npt.ArrayLike, l2: float = 0.0,
+                      sample_weight: typing.Optional[npt.ArrayLike] = None
+                      ) -> typing.Tuple[float, np.ndarray]:
         """Mean loss (+ ``l2/2 ‖W‖²``) of ``(X, y)`` and its gradient as a new flat array.
 
         For custom training loops: the gradient has the layout of ``params``
-        and can be given to an optimizer's ``update``.
+        and can be given to an optimizer's ``update``. With ``sample_weight``
+        ``(n_samples,)`` the loss is the weighted mean ``Σ wᵢ lossᵢ / Σ wᵢ``, as in
+        ``fit``.
         """
         X = self.network.check_X(X)
-        Y = self.network.check_targets(y, X.shape[0])
+        classes, _ = self._label_classes(y)
+        Y = self.network.check_targets(self._read_targets(y, classes, "y"), X.shape[0])
         l2 = check_l2(l2)
+        norm = None
+        if sample_weight is not None:
+            Y = with_weights(Y, check_sample_weight(sample_weight, X.shape[0], self.dtype))
+            norm = batch_weight(read_only(Y), self.layer_sizes[-1])  # as the epoch kernels
         grads = np.empty_like(self.params)
         workspace = self.network.layout.workspace(X.shape[0], self.dtype)
         with kernel_threads(None, 1):
-            loss = self.network.gradient(X, Y, grads, workspace, l2=l2)
+            loss = self.network.gradient(X, Y, grads, workspace, l2=l2, norm=norm)
         return float(loss), grads
 
     # ------------------------------------------------------------------ training
-    def fit(self, X, y, optimizer=None, epochs=10, batch_size=32, shuffle=True,
-            validation_data=None, validation_fraction=None, patience=None,
-            restore_best=True, callbacks=(), verbose=1, n_jobs=None, strategy="auto",
-            on_divergence="warn", comm=None):
+    def fit(self, X: npt.ArrayLike, y: npt.ArrayLike,
+            optimizer: typing.Optional[Optimizer] = None, epochs: int = 10,
+            batch_size: int = 32, shuffle: bool = True,
+            validation_data: typing.Optional[typing.Sequence[typing.Any]] = None,
+            validation_fraction: typing.Optional[float] = None,
+            patience: typing.Optional[int] = None, restore_best: bool = True,
+            callbacks: typing.Sequence[_Callback] = (), verbose: int = 1,
+            n_jobs: typing.Optional[int] = None, strategy: str = "auto",
+            on_divergence: str = "warn", comm: typing.Any = None,
+            sample_weight: typing.Optional[npt.ArrayLike] = None,
+            class_weight: typing.Union[typing.Mapping[typing.Any, float], str, None] = None,
+            metrics: typing.Optional[typing.Sequence[str]] = None) -> History:
         """Train with minibatches, one kernel call per epoch.
 
         Parameters
         ----------
         X : (n_samples, n_features) array
         y : targets, see the class docstring for each loss
+            For a cross-entropy model also labels of any kind, see ``classes_``.
         optimizer : fastbp.optim optimizer, default ``Adam()``
             Its state carries over to the next ``fit`` with the same object;
             its hyper-parameters are read at every ``fit``.
@@ -312,7 +486,7 @@ class MLP:
         batch_size : int, default 32 (capped at the number of training samples)
         shuffle : bool, default True
             Draw a new order of the samples every epoch.
-        validation_data : (X_val, y_val), optional
+        validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
         validation_fraction : float in (0, 1), optional
             Hold out this share of (X, y), drawn at random, for validation.
         patience : int, optional
@@ -348,7 +522,35 @@ class MLP:
             rank's rows; ``batch_size`` is the global batch (see
             ``fastbp.distributed.DistributedTrainer``, which this uses; it
             takes ``validation_data`` on rank 0, not ``validation_fraction``,
-            and warns on divergence).
+            and warns on divergence). ``sample_weight`` and ``class_weight`` are
+            not supported there, nor a first fit on labels (``classes_``).
+        sample_weight : (n_samples,) array, optional
+            Per-sample weights (finite, >= 0, not all zero): every batch's loss
+            and gradient become the weighted mean ``Σ wᵢ lossᵢ / Σ wᵢ`` (an
+            integer weight k counts a sample k times). Rows of weight 0 are left
+            out of the training batches (their share of a batch's mean is 0; left
+            in, a batch of only such rows would have no mean). Rows held out by
+            ``validation_fraction`` keep their weights, so the validation loss
+            and the ``metrics`` are weighted the same way; ``validation_data``
+            may carry its own weights as a third item.
+        class_weight : dict {label: weight} or 'balanced', optional
+            Classifiers only (1-D labels, or 0/1 targets of one logistic output):
+            each sample's weight is multiplied by its class's. Labels not named
+            weigh 1; a label that ``y`` does not hold is an error. 'balanced'
+            gives ``n_samples / (n_classes · count)`` from ``y`` (before any
+            validation split), as scikit-learn's ``compute_class_weight``. It
+            applies to the validation rows too (labels of ``validation_data``
+            the table does not name weigh 1).
+        metrics : sequence of str, optional
+            Further validation scores to compute after every epoch (needs
+            validation data): ``'accuracy'``, ``'f1'`` (macro) and ``'log_loss'``
+            for classifiers, ``'r2'`` and ``'mae'`` for regressions, as
+            ``evaluate`` gives them. Each is recorded in
+            ``history.val_metrics[name]`` and logged to the callbacks as
+            ``val_<name>`` (e.g. ``EarlyStopping(monitor='val_f1', mode='max')``).
+            The best epoch (``restore_best``, ``patience``) is still the one
+            with the lowest validation loss.
+
 
         Returns
         -------
@@ -367,11 +569,34 @@ class MLP:
             (estimated from the sizes, the batch, the strategy and the threads)
             would not fit in the memory available (``fastbp.memory``).
         """
+        metrics = check_metrics(self.network, metrics)
+        classes, new_classes = self._label_classes(y, fitting=True)
+        if comm is not None and (sample_weight is not None or class_weight is not None
+                                 or new_classes):
+            raise ValueError("with comm, sample_weight and class_weight are not supported, "
+                             "and the first fit on labels that are not class indices must run "
+                             "in one process (each rank could hold other labels)")
+        y_read = self._read_targets(y, classes, "y")
+        weight_name = "sample_weight"
+        table = None
+        if class_weight is not None:
+            row_weights, table = self._class_weights(y, class_weight)
+            if sample_weight is not None:
+                sample_weight = check_sample_weight(sample_weight, row_weights.shape[0],
+                                                    self.dtype) * row_weights
+                weight_name = "sample_weight × class_weight"
+            else:
+                sample_weight, weight_name = row_weights, "class_weight"
+        if isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3):
+            if comm is not None and len(validation_data) == 3:
+                raise ValueError("with comm, validation_data is a pair (X_val, y_val)")
+            validation_data = self._validation_targets(validation_data, classes, table)
         if comm is None:
             coordinator = ALONE
-            plan = plan_fit(self.network, X, y, optimizer, epochs, batch_size, shuffle,
+            plan = plan_fit(self.network, X, y_read, optimizer, epochs, batch_size, shuffle,
                             validation_data, validation_fraction, patience, restore_best,
-                            callbacks, verbose, n_jobs, strategy, on_divergence)
+                            callbacks, verbose, n_jobs, strategy, on_divergence,
+                            sample_weight, weight_name)
         else:
             if validation_fraction is not None or strategy != "auto" or on_divergence != "warn":
                 raise ValueError("with comm, give validation_data on rank 0 (not "
@@ -380,28 +605,56 @@ class MLP:
             from .distributed import DistributedTrainer
             coordinator = comm if isinstance(comm, DistributedTrainer) else \
                 DistributedTrainer(self, comm)
-            plan = coordinator.plan(self.network, X, y, optimizer, epochs, batch_size, shuffle,
-                                    validation_data, patience, restore_best, callbacks, verbose,
-                                    n_jobs)
-        # -- from here on the model changes
-        X, Y, validation, optimizer = plan.X, plan.Y, plan.validation, plan.optimizer
+            plan = coordinator.plan(self.network, X, y_read, optimizer, epochs, batch_size,
+                                    shuffle, validation_data, patience, restore_best,
+                                    callbacks, verbose, n_jobs)
+        if metrics and not plan.has_validation:
+            raise ValueError("metrics are computed on validation data: give validation_data "
+                             "or validation_fraction")
+        X = typing.cast(np.ndarray, plan.X)  # checked: an array, the optimizer given or Adam
+        optimizer = typing.cast(Optimizer, plan.optimizer)
+        Y, validation = plan.Y, plan.validation
+        weights = plan.sample_weight
+        order = None
         if plan.n_split:
-            order = self._rng.permutation(X.shape[0])
-            validation = (X[order[:plan.n_split]], Y[order[:plan.n_split]])
-            X, Y = X[order[plan.n_split:]], Y[order[plan.n_split:]]
+            # drawn from a twin of the generator: nothing changes before the checks pass
+            twin = np.random.RandomState()
+            twin.set_state(self._rng.get_state())
+            order = twin.permutation(X.shape[0])
+            if weights is not None:
+                if not weights[order[:plan.n_split]].any():
+                    raise ValueError(f"the {plan.n_split} rows held out by validation_fraction "
+                                     f"all have weight 0 ({weight_name})")
+                if not weights[order[plan.n_split:]].any():
+                    raise ValueError(f"the training rows left by validation_fraction all "
+                                     f"have weight 0 ({weight_name})")
+        # -- from here on the model changes
+        if new_classes:
+            self.classes_, self._predicts_labels = classes, True
+        if order is not None:
+            self._rng.set_state(twin.get_state())
+            held, kept = order[:plan.n_split], order[plan.n_split:]
+            validation = (X[held], Y[held]) + (() if weights is None else (weights[held],))
+            X, Y = X[kept], Y[kept]
+            weights = None if weights is None else weights[kept]
+        if weights is not None:
+            if not weights.all():
+                kept = np.flatnonzero(weights)
+                X, Y, weights = X[kept], Y[kept], weights[kept]
+            Y = with_weights(Y, weights)
         if (optimizer is not self._optimizer or self._opt_state is None
                 or self._opt_state.buffers.shape[0] != optimizer.n_buffers):
             # a new optimizer, or one whose settings now need other buffers (momentum 0 → 0.9)
             self._optimizer = optimizer
             self._opt_state = optimizer.init(self.params, n_decay=self.n_coefs)
-        history = self.history_ = History(self.network.metric_name)
+        history = self.history_ = History(self.network.metric_name, metrics)
         if plan.strategy is not None:
             self.strategy_ = plan.strategy
         steps = plan.make_steps(X, Y, optimizer, self._opt_state)
         n = X.shape[0]
         record = EpochRecord(self, self.network, history, validation, plan.has_validation,
                              plan.patience, restore_best, plan.callbacks, plan.verbose,
-                             plan.epochs, n, coordinator)
+                             plan.epochs, n, coordinator, metrics)
         with record.best.ending(history):
             fit_loop(GuardedEpochs(steps, self.params, self._opt_state, owner=self), plan.epochs,
                      lambda epoch: self._rng.permutation(n) if shuffle else np.arange(n),
@@ -409,3 +662,30 @@ class MLP:
                      Progress(plan.epochs, plan.verbose == 1 and coordinator.is_root
                               and interactive()), coordinator)
         return history
+
+
+def _distinct(arr, name, inverse=False):
+    """``np.unique(arr)`` (with the inverse indices if asked); ValueError for labels that
+    cannot be sorted (mixed kinds, None)."""
+    try:
+        return np.unique(arr, return_inverse=inverse)
+    except TypeError as exc:
+        raise ValueError(f"{name} holds labels that cannot be sorted ({exc}): give labels "
+                         "of one kind") from None
+
+
+def _one_label_per_row(y, name):
+    """``y`` as a 1-D array of labels (a single column is one label per row), for
+    ``class_weight``."""
+    arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(f"class_weight needs one class label per sample: {name} has shape "
+                         f"{arr.shape}")
+    return arr
+
+
+def _few(values, n=5):
+    """A short text of a list: its first ``n`` items."""
+    return repr(values[:n])[:-1] + ", ...]" if len(values) > n else repr(list(values))

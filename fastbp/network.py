@@ -19,11 +19,12 @@ from .kernels import network_functions as NF
 from .kernels import records as R
 from .kernels.activations import ACTIVATIONS
 from .kernels.checks import all_finite
-from .kernels.losses import LOSSES
+from .kernels.losses import LOSSES, batch_weight
 from .memory import check_fits
-from .metrics import f1_macro, mean_absolute_error, r2_score
+from .metrics import accuracy, f1_macro, log_loss, mean_absolute_error, r2_score
 
-__all__ = ["Network", "PREDICT_CHUNK", "PARALLEL_PREDICT_MIN_MACS", "check_seed"]
+__all__ = ["Network", "PREDICT_CHUNK", "PARALLEL_PREDICT_MIN_MACS", "CLASSIFIER_METRICS",
+           "REGRESSION_METRICS", "check_seed", "check_sample_weight", "with_weights"]
 
 # Rows forwarded at once by predict and evaluate, alone or on several threads:
 # fixed, so that a row's output does not depend on how many rows or threads
@@ -35,10 +36,14 @@ PREDICT_CHUNK = 512
 # call compiles it); the chunks, and so the results, are the same either way.
 PARALLEL_PREDICT_MIN_MACS = 2 ** 25
 
+# What ``Network.evaluate`` reports besides the loss, by kind of model
+CLASSIFIER_METRICS = ("accuracy", "f1", "log_loss")
+REGRESSION_METRICS = ("r2", "mae")
+
 # Each network's `net` arrays (the addresses of its compiled functions, by update rule and
 # slots), outside its attributes: a cache is not state, and the addresses hold in this
 # process only (a pickled network looks them up again)
-_FUNCTIONS = weakref.WeakKeyDictionary()
+_FUNCTIONS: "weakref.WeakKeyDictionary[Network, dict]" = weakref.WeakKeyDictionary()
 
 
 def check_seed(seed):
@@ -47,6 +52,26 @@ def check_seed(seed):
                              or not 0 <= seed < 2 ** 32):
         raise ValueError(f"seed must be None or an int in [0, 2**32), got {seed!r}")
     return seed
+
+
+def check_sample_weight(sample_weight, n_samples, dtype, name="sample_weight") -> np.ndarray:
+    """``sample_weight`` as a C-contiguous ``(n_samples,)`` array of ``dtype``: finite,
+    >= 0 and not zero everywhere (a weighted mean needs a positive total)."""
+    w = check_array(sample_weight, name, dtype, ndim=1)
+    if w.shape[0] != n_samples:
+        raise ValueError(f"{name} has {w.shape[0]} values, X has {n_samples} samples")
+    if w.min() < 0:
+        raise ValueError(f"{name} holds negative values (the smallest is {w.min():.6g}); "
+                         "weights must be >= 0")
+    if not w.any():
+        raise ValueError(f"{name} is zero everywhere: the weighted mean has no weight")
+    return w
+
+
+def with_weights(Y, sample_weight) -> np.ndarray:
+    """``Y`` with ``sample_weight`` as an extra last column: how the kernels are given
+    weighted targets (``kernels.losses.batch_weight``, ``delta_and_loss``)."""
+    return np.ascontiguousarray(np.column_stack([Y, sample_weight]), dtype=Y.dtype)
 
 
 class Network:
@@ -122,6 +147,11 @@ class Network:
     def metric_name(self):
         return "accuracy" if self.is_classifier else "r2"
 
+    @property
+    def metric_names(self):
+        """Every score ``evaluate`` gives besides the loss."""
+        return CLASSIFIER_METRICS if self.is_classifier else REGRESSION_METRICS
+
     def describe(self):
         return self.layout.describe()
 
@@ -161,7 +191,7 @@ class Network:
         return found
 
     # ------------------------------------------------------------------ inputs
-    def check_X(self, X, name="X"):
+    def check_X(self, X, name="X") -> np.ndarray:
         """``X`` as a C-contiguous float array of the network's dtype and input width."""
         X = check_array(X, name, self.dtype)
         if X.shape[1] != self.layer_sizes[0]:
@@ -169,7 +199,7 @@ class Network:
                              f"{self.layer_sizes[0]}")
         return X
 
-    def check_targets(self, y, n_samples, name="y"):
+    def check_targets(self, y, n_samples, name="y") -> np.ndarray:
         """Targets as a C-contiguous ``(n_samples, n_outputs)`` array of the network's dtype."""
         n_out = self.layer_sizes[-1]
         try:
@@ -256,29 +286,43 @@ class Network:
             out = (out > 0.5).astype(np.int64)
         return out[:, 0] if out.shape[1] == 1 else out
 
-    def evaluate(self, X, Y):
-        """``{'loss', metric, ...}`` for checked arrays: ``accuracy`` and macro ``f1`` for
-        classifiers, ``r2`` and ``mae`` for regressions."""
-        out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
+    def evaluate(self, X, Y, sample_weight=None):
+        """``{'loss', metric, ...}`` for checked arrays: ``accuracy``, macro ``f1`` and
+        ``log_loss`` for classifiers, ``r2`` and ``mae`` for regressions.
+
+        ``sample_weight`` (checked, ``(n_samples,)``) makes the loss and every score a
+        weighted mean. A last column of weights already in ``Y`` (the estimators'
+        targets) weights the summed loss, which is still divided by the number of rows,
+        and leaves the scores unweighted.
+        """
+        n_out = self.layer_sizes[-1]
+        if sample_weight is not None:
+            Y = with_weights(Y, sample_weight)
+        out = np.empty((X.shape[0], n_out), dtype=self.dtype)
         acts, zs, _ = self.layout.workspace(min(X.shape[0], PREDICT_CHUNK), self.dtype)
         net = self.functions(slots=NF.EVALUATE)
         with kernel_threads(None, 1):
             loss = specialize.entry("evaluate_rows", self.dtype)(
                 self.record(net), R.read_only(X), R.read_only(Y), acts, zs, out)
-        n_out = out.shape[1]
+        if sample_weight is not None:  # the kernel divides the weighted sum by the rows
+            loss = loss * X.shape[0] / batch_weight(R.read_only(Y), n_out)
         Y = Y[:, :n_out]  # without a column of sample weights
+        w = sample_weight
         if self.targets == "labels":
             labels, predicted = Y.argmax(1), out.argmax(1)
             one_hot = np.eye(n_out, dtype=bool)
-            return {"loss": loss, "accuracy": float(np.mean(predicted == labels)),
-                    "f1": f1_macro(one_hot[labels], one_hot[predicted])}
+            return {"loss": loss, "accuracy": accuracy(predicted == labels, w),
+                    "f1": f1_macro(one_hot[labels], one_hot[predicted], sample_weight=w),
+                    "log_loss": log_loss(Y, out, sample_weight=w)}
         if self.targets == "unit":
             true, predicted = Y > 0.5, out > 0.5
+            right = accuracy(np.all(predicted == true, axis=1), w)
             if out.shape[1] == 1:  # binary: both classes, as for two softmax outputs
                 true, predicted = np.hstack([~true, true]), np.hstack([~predicted, predicted])
-            return {"loss": loss, "accuracy": float(np.mean(np.all(predicted == true, axis=1))),
-                    "f1": f1_macro(true, predicted, present_only=n_out == 1)}
-        return {"loss": loss, "r2": r2_score(Y, out), "mae": mean_absolute_error(Y, out)}
+            return {"loss": loss, "accuracy": right,
+                    "f1": f1_macro(true, predicted, present_only=n_out == 1, sample_weight=w),
+                    "log_loss": log_loss(Y, out, independent=True, sample_weight=w)}
+        return {"loss": loss, "r2": r2_score(Y, out, w), "mae": mean_absolute_error(Y, out, w)}
 
     def gradient(self, X, Y, grads, workspace, l2=0.0, l2_per_weight=0.0, norm=None,
                  functions=None):

@@ -10,6 +10,7 @@ rule's hyper-parameter vector (``hyper``). Weight decay applies to the first
 import numbers
 
 import numpy as np
+import numpy.typing as npt
 
 from .kernels import optimizers as _rules
 
@@ -30,12 +31,12 @@ def _check_hyper(name, value, low=0.0, high=None, low_open=False, high_open=True
 class OptimizerState:
     """Mutable optimizer state: ``buffers`` ``(n_buffers, n_params)``, ``step`` and ``n_decay``."""
 
-    def __init__(self, buffers, n_decay):
+    def __init__(self, buffers: npt.NDArray[np.floating], n_decay: int) -> None:
         self.buffers = buffers
         self.step = 0
         self.n_decay = n_decay
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"OptimizerState(buffers={self.buffers.shape[0]}x{self.buffers.shape[1]}, "
                 f"step={self.step}, n_decay={self.n_decay})")
 
@@ -44,9 +45,10 @@ class Optimizer:
     """Base class: ``init`` allocates ``n_buffers`` zeroed buffers like ``params``."""
 
     n_buffers = 0
-    rule = None  # the name of its update rule in fastbp.kernels.optimizers.RULES
+    rule: str | None = None  # the name of its update rule in fastbp.kernels.optimizers.RULES
 
-    def init(self, params, n_decay=None):
+    def init(self, params: npt.NDArray[np.floating], n_decay: int | np.integer | None = None
+             ) -> OptimizerState:
         """Zeroed state for the flat buffer ``params``.
 
         Parameters
@@ -59,11 +61,13 @@ class Optimizer:
         n = params.shape[0]
         if n_decay is None:
             n_decay = n
-        if isinstance(n_decay, bool) or not isinstance(n_decay, numbers.Integral) or not 0 <= n_decay <= n:
+        if (isinstance(n_decay, bool) or not isinstance(n_decay, numbers.Integral)
+                or not 0 <= int(n_decay) <= n):
             raise ValueError(f"n_decay must be an int in [0, {n}], got {n_decay!r}")
         return OptimizerState(np.zeros((self.n_buffers, n), dtype=params.dtype), int(n_decay))
 
-    def update(self, grads, state, params):
+    def update(self, grads: npt.NDArray[np.floating], state: OptimizerState,
+               params: npt.NDArray[np.floating]) -> None:
         """Apply one step to ``params`` in place, from ``grads`` (which are not modified)."""
         params = _check_flat("params", params, writable=True)
         grads = _check_flat("grads", grads)
@@ -80,7 +84,7 @@ class Optimizer:
         self._step(grads, state, params)
 
     # What the fused epoch kernel needs.
-    def hyper(self):
+    def hyper(self) -> npt.NDArray[np.float64]:
         """The float64 ``hyper`` vector of the epoch kernel."""
         h = np.zeros(_rules.N_HYPER)
         for index, value in self._hyper_items():
@@ -88,11 +92,20 @@ class Optimizer:
         return h
 
     @property
-    def l2(self):
+    def l2(self) -> float:
         """Coupled weight decay, folded into the weight gradient by the backward kernel."""
         return 0.0
 
-    def __repr__(self):
+    def _hyper_items(self) -> list[tuple[int, float]]:
+        """``(slot in hyper, value)`` of each hyper-parameter of the rule."""
+        raise NotImplementedError
+
+    def _step(self, grads: npt.NDArray[np.floating], state: OptimizerState,
+              params: npt.NDArray[np.floating]) -> None:
+        """One step in place, on arguments ``update`` has checked."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({args})"
 
@@ -130,7 +143,8 @@ class SGD(Optimizer):
 
     rule = "sgd"
 
-    def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0) -> None:
         self.lr = _check_hyper("lr", lr, low_open=True)
         self.momentum = _check_hyper("momentum", momentum, high=1.0)
         if not isinstance(nesterov, (bool, np.bool_)):
@@ -141,11 +155,11 @@ class SGD(Optimizer):
         self.weight_decay = _check_hyper("weight_decay", weight_decay)
 
     @property
-    def n_buffers(self):
+    def n_buffers(self) -> int:  # type: ignore[override]  # a class attribute elsewhere
         return 1 if self.momentum > 0 else 0
 
     @property
-    def l2(self):
+    def l2(self) -> float:
         return self.weight_decay
 
     def _hyper_items(self):
@@ -168,7 +182,8 @@ class Adam(Optimizer):
     n_buffers = 2
     _decoupled = False
 
-    def __init__(self, lr=0.001, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
+    def __init__(self, lr: float = 0.001, b1: float = 0.9, b2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         self.lr = _check_hyper("lr", lr, low_open=True)
         self.b1 = _check_hyper("b1", b1, high=1.0)
         self.b2 = _check_hyper("b2", b2, high=1.0)
@@ -176,7 +191,7 @@ class Adam(Optimizer):
         self.weight_decay = _check_hyper("weight_decay", weight_decay)
 
     @property
-    def l2(self):
+    def l2(self) -> float:
         return 0.0 if self._decoupled else self.weight_decay
 
     def _hyper_items(self):
@@ -194,9 +209,10 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, lr=0.001, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.01):
+    def __init__(self, lr: float = 0.001, b1: float = 0.9, b2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
         super().__init__(lr=lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
 
 
 # The optimizers by the names the command line and saved files use.
-OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW}

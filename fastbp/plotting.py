@@ -1,10 +1,17 @@
 """Training curves with matplotlib (the optional ``plot`` extra)."""
+import os
+import typing
+
 from . import _optional
+
+if typing.TYPE_CHECKING:
+    import matplotlib.figure
 
 __all__ = ["plot_history"]
 
 
-def plot_history(history, path=None):
+def plot_history(history: typing.Any, path: str | os.PathLike[str] | None = None
+                 ) -> "matplotlib.figure.Figure":
     """Draw loss (training and validation) and the validation metric per epoch.
 
     Parameters

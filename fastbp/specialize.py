@@ -29,10 +29,13 @@ measurements that chose this model.
 
 The cache directory is ``$FASTBP_CACHE_DIR``, else ``$NUMBA_CACHE_DIR/fastbp``,
 else ``$XDG_CACHE_HOME/fastbp`` (``~/.cache/fastbp``); it can be deleted at
-any time. The first time something compiles with a cold cache, one line on
-stderr says so (logger ``fastbp.compile``; ``FASTBP_COMPILE_NOTICE=0`` or a
-level above INFO silences it).
+any time. The first time something compiles with a cold cache, the logger
+``fastbp.compile`` says so at INFO level: silent in a program that configures no
+logging (the ``fastbp`` logger has a ``NullHandler``), one line on stderr from
+the command line (``FASTBP_COMPILE_NOTICE=0`` silences it there).
 """
+from __future__ import annotations
+
 import hashlib
 import importlib.util
 import logging
@@ -41,10 +44,13 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .kernels import activations as A
 from .kernels import entries as E
@@ -87,28 +93,28 @@ class Config:
     output: str
     loss: str
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         # the kinds in the layout table index this tuple: one order for one configuration
         if tuple(sorted(set(self.hidden))) != tuple(self.hidden):
             raise ValueError(f"hidden activations must be distinct and sorted, got {self.hidden}")
 
     @property
-    def key(self):
+    def key(self) -> str:
         return f"{'+'.join(self.hidden) or 'none'}__{self.output}__{self.loss}"
 
-    def describe(self):
+    def describe(self) -> str:
         hidden = ", ".join(self.hidden) or "no hidden layer"
         return f"{hidden} → {self.output}, {self.loss}"
 
 
-def kinds(activations):
+def kinds(activations: Sequence[str]) -> tuple[tuple[str, ...], list[int]]:
     """``(hidden names, kind per layer)``: each hidden layer's index into the distinct names."""
     hidden = tuple(sorted(set(activations[:-1])))
     return hidden, [hidden.index(name) for name in activations[:-1]] + [0]
 
 
 # ----------------------------------------------------------------------------- sources
-def cache_root():
+def cache_root() -> Path:
     """Where generated kernels and their compiled code live (see the module docstring)."""
     if os.environ.get("FASTBP_CACHE_DIR"):
         return Path(os.environ["FASTBP_CACHE_DIR"])
@@ -180,7 +186,7 @@ def _module_text(doc, src):
     return "\n".join(header + src.functions) + "\n"
 
 
-def hidden_source(hidden):
+def hidden_source(hidden: Sequence[str]) -> str:
     """The module of the hidden layers' functions for the distinct hidden activations ``hidden``."""
     src = _Source()
     acts = [A.ACTIVATIONS[name] for name in hidden]
@@ -193,7 +199,7 @@ def hidden_source(hidden):
     return _module_text(f"Hidden layers: {', '.join(hidden) or 'none'}.", src)
 
 
-def output_source(output, loss):
+def output_source(output: str, loss: str) -> str:
     """The module of the output layer's functions for ``output`` trained with ``loss``."""
     src = _Source()
     out, entry = A.ACTIVATIONS[output], L.LOSSES[loss]
@@ -216,10 +222,10 @@ def output_source(output, loss):
 
 # ----------------------------------------------------------------------------- loading
 _lock = threading.Lock()
-_modules = {}
-_networks = {}
+_modules: dict[str, _Generated] = {}
+_networks: dict[Config, NetworkKernels] = {}
 _directory = None
-_noticed = set()
+_noticed: set[tuple[str, object]] = set()
 
 
 def _kernels_dir():
@@ -301,7 +307,7 @@ class _Marker:
         return TYPICAL_SECONDS.get(kind, 2.0)
 
 
-def entry_compile_seconds(name, dtype):
+def entry_compile_seconds(name: str, dtype: npt.DTypeLike) -> float:
     """What compiling the entry kernel ``name`` for ``dtype`` is expected to take on this
     machine, with the ``prange`` bodies it calls (0 for what has compiled already)."""
     dtype = np.dtype(dtype).name
@@ -402,17 +408,18 @@ class NetworkKernels:
     its own, shared by every configuration that has the same part.
     """
 
-    def __init__(self, config):
+    def __init__(self, config: Config) -> None:
         self.config = config
         hidden_key = "+".join(config.hidden) or "none"
         self.hidden = _generated(_name("hidden", hidden_key), hidden_source(config.hidden),
                                  _HIDDEN_SLOTS)
         self.output = _generated(_name("output", f"{config.output}__{config.loss}"),
                                  output_source(config.output, config.loss), _OUTPUT_SLOTS)
-        self._addresses = {}
+        self._addresses: dict[tuple, tuple] = {}  # (dtype, rule) -> (net, a read-only view)
         self._lock = threading.Lock()
 
-    def addresses(self, dtype, rule=None, slots=F.TRAIN):
+    def addresses(self, dtype: npt.DTypeLike, rule: str | None = None,
+                  slots: Sequence[int] = F.TRAIN) -> np.ndarray:
         """The int64 ``net`` array of the entry kernels for ``dtype`` (the optimizer's ``rule``).
 
         Compiles (or loads from the cache) the functions of ``slots`` on first
@@ -461,7 +468,7 @@ class NetworkKernels:
                                          F.signature(F.UPDATE, from_dtype(np.dtype(dtype))))
 
 
-def network_kernels(config):
+def network_kernels(config: Config) -> NetworkKernels:
     """The :class:`NetworkKernels` of ``config``, generated and imported on first use."""
     found = _networks.get(config)
     if found is None:
@@ -495,10 +502,11 @@ class _Entry:
             self._ready = True
 
 
-_entries = {}
+# the wrapper until the first call has compiled, then the kernel
+_entries: dict[tuple[str, object], Callable[..., Any]] = {}
 
 
-def entry(name, dtype):
+def entry(name: str, dtype: npt.DTypeLike) -> Callable[..., Any]:
     """The entry kernel ``name`` of ``fastbp.kernels.entries`` for arrays of ``dtype``.
 
     Until its first call has compiled (or loaded) it, a wrapper that says so on a
@@ -510,27 +518,3 @@ def entry(name, dtype):
     if isinstance(found, _Entry) and found._ready:
         _entries[(name, dtype)] = found = found.dispatcher
     return found
-
-
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is when a record is emitted (pytest swaps it)."""
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value):
-        pass
-
-
-def _quiet():
-    return os.environ.get("FASTBP_COMPILE_NOTICE", "1").lower() in ("0", "false", "no", "off")
-
-
-if not logger.handlers:
-    _handler = _StderrHandler()
-    _handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(_handler)
-    logger.propagate = False
-logger.setLevel(logging.WARNING if _quiet() else logging.INFO)

@@ -18,9 +18,17 @@ parts, alone or beside other calls. Different strategies, or different
 is the strategy this machine runs fastest for the problem, priced once and
 recorded (``fastbp.tuning``), so it too gives the same bits run after run.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
+import numpy.typing as npt
 
 from .kernels import network_functions as NF
+
+if TYPE_CHECKING:
+    from .architecture import Layout
 
 __all__ = [
     "STRATEGIES", "ENTRY", "SLOTS", "UNIT_ALIGN", "check_strategy", "thread_counts", "unit_bounds"
@@ -37,13 +45,13 @@ ENTRY = {"serial": "train_epoch", "blas": "train_epoch", "sharded": "train_epoch
 SLOTS = {strategy: NF.ENTRY_SLOTS[entry] for strategy, entry in ENTRY.items()}
 
 
-def check_strategy(strategy):
+def check_strategy(strategy: str) -> str:
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
     return strategy
 
 
-def thread_counts(strategy, parts, threads):
+def thread_counts(strategy: str, parts: int, threads: int | None) -> tuple[int | None, int]:
     """``(numba_threads, blas_threads)`` for a strategy with ``parts`` parts on ``threads``.
 
     ``numba_threads`` None: the strategy runs no parallel kernel.
@@ -60,7 +68,7 @@ def thread_counts(strategy, parts, threads):
 UNIT_ALIGN = 16
 
 
-def unit_bounds(layout, parts):
+def unit_bounds(layout: Layout, parts: int) -> npt.NDArray[np.int64]:
     """``(n_layers, parts + 1)`` int64: each hidden layer's units split into parts.
 
     Block edges are rounded to multiples of ``UNIT_ALIGN`` when the layer is

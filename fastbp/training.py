@@ -35,14 +35,15 @@ from .kernels import records as R
 from .kernels.losses import batch_weight
 from .kernels.network import finish_summed_step, gather_rows
 from .memory import check_fits
-from .network import PREDICT_CHUNK
+from .network import (CLASSIFIER_METRICS, PREDICT_CHUNK, REGRESSION_METRICS,
+                      check_sample_weight)
 from .optim import Adam, Optimizer
 from .strategy import ENTRY, SLOTS, check_strategy, thread_counts, unit_bounds
 from .tuning import resolve
 
 __all__ = ["ALONE", "Coordinator", "DivergenceError", "EpochRecord", "FitPlan", "KernelEpochs",
-           "Progress", "SummedSteps", "check_fit", "check_l2", "plan_fit", "fit_bytes", "fit_loop",
-           "interactive"]
+           "Progress", "SummedSteps", "check_fit", "check_l2", "check_metrics", "plan_fit",
+           "fit_bytes", "fit_loop", "interactive"]
 
 
 class DivergenceError(FloatingPointError):
@@ -99,10 +100,34 @@ def fit_bytes(n_params, units, n_outputs, itemsize, n_rows, row_width, batch_siz
     return itemsize * (n_params * vectors + rows + val) + 8 * n_rows
 
 
+def check_metrics(network, metrics):
+    """The names in ``metrics`` (None: none) as a tuple without repeats; each must be a
+    score ``network.evaluate`` gives for this kind of model."""
+    if metrics is None:
+        return ()
+    offered = network.metric_names
+    if isinstance(metrics, str) or not hasattr(metrics, "__iter__"):
+        raise ValueError(f"metrics must be a sequence of names among {list(offered)}, "
+                         f"got {metrics!r}")
+    names = []
+    for name in metrics:
+        if name not in offered:
+            kind = ("classification" if name in CLASSIFIER_METRICS else
+                    "regression" if name in REGRESSION_METRICS else None)
+            if kind is None:
+                raise ValueError(f"unknown metric {name!r}; this model offers {list(offered)}")
+            raise ValueError(f"{name!r} is a {kind} metric, and this model's loss is "
+                             f"{network.loss!r}: it offers {list(offered)}")
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
 class FitPlan(NamedTuple):
     """What the checks of a native fit hand to it (``MLP.fit``): the checked arguments,
-    the validation pair (or ``n_split`` rows to draw from X for it), and how to make
-    the epoch's steps and with how many threads."""
+    the validation pair or triple (or ``n_split`` rows to draw from X for it), how to
+    make the epoch's steps and with how many threads, and the training rows' weights
+    (``Y`` has no column of them yet: the caller adds it after any split)."""
     X: np.ndarray
     Y: np.ndarray
     optimizer: Optimizer
@@ -116,25 +141,37 @@ class FitPlan(NamedTuple):
     make_steps: Callable  # (X, Y, optimizer, state) -> steps
     threads: tuple
     strategy: Optional[str]
+    sample_weight: Optional[np.ndarray] = None
 
 
 def plan_fit(network, X, y, optimizer, epochs, batch_size, shuffle, validation_data,
              validation_fraction, patience, restore_best, callbacks, verbose, n_jobs, strategy,
-             on_divergence):
+             on_divergence, sample_weight=None, weight_name="sample_weight"):
     """Every check of a one-process ``MLP.fit``, before anything changes: a ``FitPlan``
-    whose steps are the epoch kernels of the strategy chosen for the network."""
+    whose steps are the epoch kernels of the strategy chosen for the network.
+
+    ``validation_data`` may carry the validation rows' weights as a third item;
+    ``weight_name`` names ``sample_weight`` in messages.
+    """
     X, Y, optimizer, epochs, batch_size, patience, verbose, callbacks = check_fit(
         network, X, y, optimizer, epochs, batch_size, patience, verbose, shuffle,
         restore_best, callbacks)
+    if sample_weight is not None:
+        sample_weight = check_sample_weight(sample_weight, X.shape[0], network.dtype,
+                                            weight_name)
     if validation_data is not None and validation_fraction is not None:
         raise ValueError("give validation_data or validation_fraction, not both")
     validation, n_val, n_split = None, 0, 0
     if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError("validation_data must be a pair (X_val, y_val)")
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError("validation_data must be a pair (X_val, y_val) or a triple "
+                             "(X_val, y_val, sample_weight_val)")
         X_val = network.check_X(validation_data[0], "X_val")
         validation = (X_val, network.check_targets(validation_data[1], X_val.shape[0],
                                                    "y_val"))
+        if len(validation_data) == 3 and validation_data[2] is not None:
+            validation += (check_sample_weight(validation_data[2], X_val.shape[0],
+                                               network.dtype, "sample_weight_val"),)
         n_val = X_val.shape[0]
     elif validation_fraction is not None:
         fraction = check_fraction(validation_fraction, "validation_fraction")
@@ -149,12 +186,14 @@ def plan_fit(network, X, y, optimizer, epochs, batch_size, shuffle, validation_d
     strategy = check_strategy(strategy)
     if on_divergence not in ("warn", "raise"):
         raise ValueError(f"on_divergence must be 'warn' or 'raise', got {on_divergence!r}")
-    width = X.shape[1] + Y.shape[1]
+    weighted = sample_weight is not None
+    width = X.shape[1] + Y.shape[1] + int(weighted)
     check_fits(fit_bytes(network.n_params, network.layout.total_units, network.layer_sizes[-1],
                          network.dtype.itemsize, X.shape[0], width,
                          min(batch_size, X.shape[0]), parts, optimizer.n_buffers,
                          n_vectors=1 if n_val else 0, n_val=n_val,
-                         n_copied=X.shape[0] - n_split if n_split else 0),
+                         # weighted rows are copied too (the weight column, rows of weight 0)
+                         n_copied=X.shape[0] - n_split if n_split or weighted else 0),
                f"fitting {network.describe()} on {X.shape[0]:,} rows")
     batch_size = min(batch_size, X.shape[0] - n_split)
     strategy = resolve(strategy, network.layout, batch_size, parts, network.dtype,
@@ -164,7 +203,8 @@ def plan_fit(network, X, y, optimizer, epochs, batch_size, shuffle, validation_d
         return KernelEpochs(network, X, Y, optimizer, state, batch_size, strategy, parts)
     return FitPlan(X, Y, optimizer, epochs, patience, verbose, callbacks, validation,
                    n_split, n_val > 0, make_steps,
-                   thread_counts(strategy, parts, threads_for(n_jobs, parts)), strategy)
+                   thread_counts(strategy, parts, threads_for(n_jobs, parts)), strategy,
+                   sample_weight)
 
 
 # ---------------------------------------------------------------- the steps of an epoch
@@ -372,13 +412,17 @@ class EpochRecord:
     """The native fits' end of an epoch: history, validation, best weights, patience,
     callbacks and the verbose line (see ``MLP.fit`` for the parameters).
 
-    ``validation`` is ``(X_val, Y_val)`` or None (on processes other than the first,
-    always None: the first one evaluates and tells the others).
+    ``validation`` is ``(X_val, Y_val)``, ``(X_val, Y_val, sample_weight_val)`` or None
+    (on processes other than the first, always None: the first one evaluates and tells
+    the others). ``metrics`` are the further validation scores recorded in
+    ``history.val_metrics`` and logged as ``val_<name>``.
     """
 
     def __init__(self, model, network, history, validation, has_validation, patience,
-                 restore_best, callbacks, verbose, epochs, n_rows, coordinator=ALONE):
+                 restore_best, callbacks, verbose, epochs, n_rows, coordinator=ALONE,
+                 metrics=()):
         self.model, self.network, self.history = model, network, history
+        self.metrics = metrics
         self.validation, self.has_validation = validation, has_validation
         self.patience, self.callbacks = patience, callbacks
         self.verbose, self.epochs, self.coordinator = verbose, epochs, coordinator
@@ -396,6 +440,9 @@ class EpochRecord:
             logs[f"val_{history.metric_name}"] = scores[history.metric_name]
             history.val_loss.append(scores["loss"])
             history.val_metric.append(scores[history.metric_name])
+            for name in self.metrics:
+                logs[f"val_{name}"] = scores[name]
+                history.val_metrics[name].append(scores[name])
             if scores["loss"] < self.best_loss:
                 self.best_loss, self.waited = scores["loss"], 0
                 history.best_epoch = epoch
@@ -411,8 +458,8 @@ class EpochRecord:
                   f"{coordinator.describe()})", flush=True)
         # every finished epoch reaches the callbacks (a checkpoint of the last one too);
         # running out of patience is named first when both stop the fit
-        asked = coordinator.on_root(lambda: any(cb(epoch, logs, self.model) is True
-                                                 for cb in self.callbacks))
+        asked = coordinator.on_root(lambda: any([cb(epoch, logs, self.model) is True
+                                                  for cb in self.callbacks]))
         if self.patience is not None and self.waited >= self.patience:
             history.stopped_early, history.stop_reason = True, "patience"
         elif asked:

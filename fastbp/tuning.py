@@ -36,6 +36,8 @@ prices again. The test is physical, not tuned: a phase of a few microseconds'
 work that takes a millisecond (``BUSY_PHASE_SECONDS``, longer than any thread
 wake-up, shorter than a time slice) means a part waited for a core.
 """
+from __future__ import annotations
+
 import hashlib
 import json
 import logging
@@ -43,26 +45,34 @@ import os
 import platform
 import threading
 import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
+import numpy.typing as npt
 
 from ._threads import kernel_threads, parts_for
 from ._validation import check_int
 from .strategy import ENTRY
+
+if TYPE_CHECKING:
+    from .architecture import Layout
 
 __all__ = ["resolve", "choose", "decide", "price", "forget", "records_dir", "machine_id"]
 
 logger = logging.getLogger("fastbp.tuning")
 
 _lock = threading.Lock()
-_chosen = {}  # this process's decisions: key -> strategy
-_priced = {}  # key -> a quick price of serial's step, for fits too short to record a choice
-_machine = None
+_chosen: dict[str, str] = {}  # this process's decisions: key -> strategy
+# key -> a quick price of serial's step, for fits too short to record a choice
+_priced: dict[str, float] = {}
+_machine: str | None = None
 
 
 # ------------------------------------------------------------------ records
-def machine_id():
+def machine_id() -> str:
     """A short hash of what decides the timings: CPU, cores, BLAS, Numba."""
     global _machine
     if _machine is None:
@@ -97,7 +107,7 @@ def _blas():
         return ""
 
 
-def records_dir():
+def records_dir() -> Path:
     """Where this machine's choices are recorded."""
     from .specialize import cache_root
     return cache_root() / "strategies" / machine_id()
@@ -138,7 +148,7 @@ def _write_first(key, record):
     return _read(key) or record["strategy"]
 
 
-def forget():
+def forget() -> None:
     """Remove this machine's recorded choices: the next fit of each problem prices again."""
     with _lock:
         _chosen.clear()
@@ -186,7 +196,8 @@ def _compile_seconds(dtype):
     return seconds
 
 
-def resolve(strategy, layout, batch_size, parts, dtype, steps=None):
+def resolve(strategy: str, layout: Layout, batch_size: int, parts: int, dtype: npt.DTypeLike,
+            steps: int | None = None) -> str:
     """The strategy that runs: ``auto`` chosen for this machine (``choose``; ``steps`` is
     how many optimizer steps the fit takes), ``columns`` without a hidden layer →
     ``serial``."""
@@ -197,7 +208,8 @@ def resolve(strategy, layout, batch_size, parts, dtype, steps=None):
     return strategy
 
 
-def choose(sizes, batch_size, dtype, parts, steps=None):
+def choose(sizes: tuple[int, ...], batch_size: int, dtype: npt.DTypeLike, parts: int,
+           steps: int | None = None) -> str:
     """The recorded strategy of this problem on this machine, priced first if there is none.
 
     One part has nothing to split: ``serial``. ``steps``, the optimizer steps
@@ -255,7 +267,8 @@ def choose(sizes, batch_size, dtype, parts, steps=None):
     return found
 
 
-def decide(layer_sizes, batch_size, dtype="float32", n_jobs=None):
+def decide(layer_sizes: Sequence[int], batch_size: int, dtype: npt.DTypeLike = "float32",
+           n_jobs: int | None = None) -> str:
     """Price and record ``auto``'s strategy for a problem now, as a long fit would; returns it.
 
     For a series of short fits of one problem (one epoch at a time, ``partial_fit``
@@ -270,7 +283,8 @@ def decide(layer_sizes, batch_size, dtype="float32", n_jobs=None):
     return choose(sizes, batch_size, dtype, parts_for(n_jobs))
 
 
-def price(sizes, batch_size, dtype, parts, worth=None):
+def price(sizes: Sequence[int], batch_size: int, dtype: npt.DTypeLike, parts: int,
+          worth: Callable[[str, float], bool] | None = None) -> dict[str, float]:
     """Predicted seconds of one training step for each candidate strategy on this machine.
 
     A parallel strategy whose best case (its parts' products timed one at a
@@ -397,7 +411,7 @@ def _timed(fn, blas_threads, trials=5, parallel=None, budget=0.005):
     return best
 
 
-_call_cost = {}
+_call_cost: dict[object, float] = {}  # dtype -> seconds
 
 
 def _call_seconds(dtype):

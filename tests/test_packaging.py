@@ -47,3 +47,17 @@ def test_the_installed_torch_is_a_cpu_build_in_the_range():
     from packaging.version import Version
     assert torch.version.cuda is None, torch.__version__
     assert Version(torch.__version__) in SpecifierSet(">=2.3,<2.14")
+
+
+def test_the_package_type_checks_with_its_configuration():
+    """``mypy`` with ``[tool.mypy]`` of pyproject.toml (the public API is annotated and
+    ``py.typed`` ships in the wheel)."""
+    import subprocess
+    import sys
+    import pytest
+    pytest.importorskip("mypy")
+    assert (ROOT / "fastbp" / "py.typed").exists()
+    result = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "Success: no issues found" in result.stdout

@@ -109,11 +109,13 @@ print(json.dumps({
 """
 
 
-def run_fresh(code, cache, **env):
-    """Run ``code`` in a new process whose network functions compile into ``cache``."""
+def run_fresh(code, cache, args=(), **env):
+    """Run ``code`` (or, when None, ``python ARGS``) in a new process whose network
+    functions compile into ``cache``."""
     environ = dict(os.environ, FASTBP_CACHE_DIR=str(cache), **env)
-    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=environ,
-                          capture_output=True, text=True, timeout=600)
+    command = [sys.executable] + (["-c", code] if code is not None else []) + list(args)
+    return subprocess.run(command, cwd=REPO, env=environ, capture_output=True, text=True,
+                          timeout=600)
 
 
 def test_a_network_compiles_only_the_activations_loss_and_rule_it_uses(tmp_path):
@@ -131,22 +133,39 @@ def test_a_network_compiles_only_the_activations_loss_and_rule_it_uses(tmp_path)
 
 
 NOTICE = """
-import numpy as np, fastbp
+import logging, sys, numpy as np, fastbp
+if "--log" in sys.argv:
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 fastbp.MLP([3, 5, 2], activation="softplus", seed=0).fit(
     np.zeros((8, 3)), np.arange(8) % 2, epochs=1, verbose=0)
 """
+CLI_NOTICE = ["-m", "fastbp", "train", "iris", "--epochs", "1", "--hidden", "4",
+              "--activation", "softplus"]
 
 
-def test_a_cold_compile_says_so_once_and_a_warm_one_is_silent(tmp_path):
-    cold = run_fresh(NOTICE, tmp_path / "a")
+def compile_lines(stderr):
+    return [l for l in stderr.splitlines() if "compiling kernels for this network" in l]
+
+
+def test_a_cold_compile_says_so_once_from_the_command_line_and_a_warm_one_is_silent(
+        tmp_path):
+    cold = run_fresh(None, tmp_path / "a", args=CLI_NOTICE)
     assert cold.returncode == 0, cold.stderr[-2000:]
-    lines = [l for l in cold.stderr.splitlines() if "compiling kernels for this network" in l]
-    assert len(lines) == 1 and "(softplus → softmax, cross_entropy)" in lines[0], cold.stderr
-    assert "once per machine" in lines[0]
-    warm = run_fresh(NOTICE, tmp_path / "a")
+    (line,) = compile_lines(cold.stderr)
+    assert "(softplus → softmax, cross_entropy)" in line and "once per machine" in line
+    warm = run_fresh(None, tmp_path / "a", args=CLI_NOTICE)
     assert warm.returncode == 0 and "compiling" not in warm.stderr, warm.stderr
-    quiet = run_fresh(NOTICE, tmp_path / "b", FASTBP_COMPILE_NOTICE="0")
+    quiet = run_fresh(None, tmp_path / "b", args=CLI_NOTICE, FASTBP_COMPILE_NOTICE="0")
     assert quiet.returncode == 0 and "compiling" not in quiet.stderr, quiet.stderr
+
+
+def test_the_library_logs_the_notice_and_is_silent_unless_logging_is_configured(tmp_path):
+    silent = run_fresh(NOTICE, tmp_path / "a")
+    assert silent.returncode == 0 and silent.stderr == "", silent.stderr
+    logged = run_fresh(NOTICE, tmp_path / "b", args=["--log"])
+    assert logged.returncode == 0, logged.stderr[-2000:]
+    (line,) = compile_lines(logged.stderr)
+    assert line.startswith("fastbp.compile: fastbp: compiling kernels for this network")
 
 
 def test_import_fastbp_loads_no_kernels_and_no_estimators():

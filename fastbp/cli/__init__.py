@@ -21,16 +21,46 @@ package's modules hold the rest:
 - ``main_job``: the default job;
 - ``errors``: ``CLIError``, a user mistake.
 """
+import logging
+import os
 import sys
+import typing
 
 from .errors import CLIError
 from .parser import build_parser
 
-__all__ = ["main", "console"]
+__all__ = ["main", "console", "show_library_messages"]
 
 
-def main(argv=None):
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (tests swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def show_library_messages():
+    """The library's warnings on stderr, and its compile notice (``fastbp: compiling
+    kernels ..., once per machine``) unless ``FASTBP_COMPILE_NOTICE=0``: a command that
+    compiles for seconds says why. Once per process."""
+    library = logging.getLogger("fastbp")
+    if not any(isinstance(h, _Stderr) for h in library.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.addFilter(lambda r: r.levelno >= logging.WARNING or r.name == "fastbp.compile")
+        library.addHandler(handler)
+    quiet = os.environ.get("FASTBP_COMPILE_NOTICE", "1").lower() in ("0", "false", "no", "off")
+    logging.getLogger("fastbp.compile").setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+def main(argv: typing.Optional[typing.Sequence[str]] = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    show_library_messages()
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
         from .main_job import main_job
@@ -51,7 +81,7 @@ def main(argv=None):
         return 2
 
 
-def console():
+def console() -> None:
     """Entry point of the ``fastbp`` console script."""
     try:
         code = main()

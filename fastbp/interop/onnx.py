@@ -14,12 +14,22 @@ classifiers ``label``, what ``predict`` returns (int64). Given an estimator's
 ``classes``, ``label`` holds the classes themselves, and a binary classifier's
 ``output`` both columns of ``predict_proba``.
 """
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
+import numpy.typing as npt
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..kernels.activations import ACTIVATIONS
 from ..kernels.losses import LOSSES
+
+if TYPE_CHECKING:
+    from ..network import Network
 
 __all__ = ["OPSET", "build", "write"]
 
@@ -63,7 +73,7 @@ def _activation(g, name, z, gamma, slopes, output):
     return form(g, z, gamma, slopes, output)
 
 
-def build(network, classes=None):
+def build(network: Network, classes: npt.ArrayLike | None = None) -> onnx.ModelProto:
     """The ``onnx.ModelProto`` of ``network`` (a ``fastbp.network.Network``), checked by
     ``onnx.checker``; ``classes``: an estimator's ``classes_``, which ``label`` answers in."""
     elem = TensorProto.FLOAT if network.dtype == np.float32 else TensorProto.DOUBLE
@@ -135,7 +145,8 @@ def _model(g, network, elem, outputs):
     return proto
 
 
-def write(network, path, classes=None):
+def write(network: Network, path: str | os.PathLike[str],
+          classes: npt.ArrayLike | None = None) -> Path:
     """Write ``network``'s graph (see ``build``) to ``path`` atomically; returns the path."""
     from ..atomic import write_bytes_atomic
     return write_bytes_atomic(path, build(network, classes).SerializeToString())

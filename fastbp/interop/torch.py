@@ -8,10 +8,18 @@ entry's arguments; a learnable γ is the module's ``weight``. Two fastbp
 activations have no PyTorch module and get one here (``HardLogistic``,
 ``Exp``); a pickled Sequential that holds them needs fastbp importable.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy.typing as npt
 import torch
 from torch import nn
 
 from ..kernels.activations import ACTIVATIONS
+
+if TYPE_CHECKING:
+    from ..network import Network
 
 __all__ = ["HardLogistic", "Exp", "to_torch", "from_torch"]
 
@@ -19,14 +27,14 @@ __all__ = ["HardLogistic", "Exp", "to_torch", "from_torch"]
 class HardLogistic(nn.Module):
     """``clip(z/4 + 1/2, 0, 1)``, fastbp's hard_logistic (``nn.Hardsigmoid`` is ``z/6 + 1/2``)."""
 
-    def forward(self, z):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.clamp(0.25 * z + 0.5, 0.0, 1.0)
 
 
 class Exp(nn.Module):
     """``e^z``, the output of Poisson regression (the inverse of its log link)."""
 
-    def forward(self, z):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.exp(z)
 
 
@@ -48,7 +56,7 @@ def _module(name, gamma, slopes):
     return cls(**{k: gamma if v == "gamma" else v for k, v in entry.torch_args.items()})
 
 
-def to_torch(network, logits=False):
+def to_torch(network: Network, logits: bool = False) -> nn.Sequential:
     """The ``nn.Sequential`` of ``network`` (a ``fastbp.network.Network``): see
     ``MLP.to_torch``."""
     modules = []
@@ -159,8 +167,9 @@ def _common_gamma(names, gammas):
     return values.pop()
 
 
-def from_torch(cls, sequential, output=None, loss=None, dtype=None):
-    """See ``MLP.from_torch``."""
+def from_torch(cls: Any, sequential: nn.Module, output: str | None = None,
+               loss: str | None = None, dtype: npt.DTypeLike | None = None) -> Any:
+    """``cls`` (``fastbp.MLP``) built from ``sequential``: see ``MLP.from_torch``."""
     layers = _parse(sequential)
     names = [name for _, name, _, _ in layers]
     if output is not None and names[-1] != "identity" and output != names[-1]:

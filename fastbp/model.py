@@ -3,7 +3,6 @@ architecture, the flat parameter buffer and the kernels) and ``fastbp.training``
 (the epoch loop)."""
 import os
 import typing
-from numbers import Real
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +15,7 @@ from ._validation import check_array
 from .history import History
 from .kernels.losses import batch_weight
 from .kernels.records import read_only
+from .labels import fit_targets, label_classes, read_targets
 from .network import Network, check_sample_weight, with_weights
 from .optim import Optimizer, OptimizerState
 from .training import (ALONE, DivergenceError, EpochRecord, Progress, check_l2, check_metrics,
@@ -289,110 +289,12 @@ class MLP:
         return onnx_interop.write(self.network, path,
                                   self.classes_ if self._predicts_labels else None)
 
-    # ------------------------------------------------------------------ labels and weights
-    def _label_classes(self, y, fitting=False):
-        """The classes 1-D labels ``y`` are read with, or None (``y`` is read as it is).
-
-        ``(classes, new)``: ``new`` when this fit would set ``classes_`` (labels that
-        are not numbers, and no ``classes_`` yet). Labels that are numbers go through
-        ``classes_`` only when a fit set it from labels (see the class docstring).
-        """
-        if self.network.targets != "labels":
-            return None, False
-        try:
-            arr = np.asarray(y)
-        except Exception:
-            return None, False  # the target checks name what is wrong with it
-        if arr.ndim != 1 or arr.shape[0] == 0:
-            return None, False
-        known = getattr(self, "classes_", None)
-        if self._predicts_labels or (arr.dtype.kind in "USO" and known is not None):
-            return np.asarray(known), False
-        if arr.dtype.kind not in "USO":
-            return None, False
-        if not fitting:
-            raise ValueError(f"y holds labels such as {arr[0]!r}, but the model has no "
-                             "classes_: fit it on such labels first (or give class indices)")
-        classes = _distinct(arr, "y")
-        if classes.dtype.kind == "O":  # all numbers or all strings: a dtype that saves as is
-            plain = np.asarray(classes.tolist())
-            if plain.dtype.kind != "O" and plain.shape == classes.shape:
-                classes = plain
-        n_out = self.layer_sizes[-1]
-        if classes.shape[0] != n_out:
-            raise ValueError(f"y holds {classes.shape[0]} distinct labels "
-                             f"{_few(classes.tolist())}, the {self.output} output has "
-                             f"{n_out} units: one unit per class")
-        return classes, True
-
-    @staticmethod
-    def _label_indices(y, classes, name):
-        """1-D labels ``y`` as int64 indices into ``classes``; ValueError naming unknown ones."""
-        values, inverse = _distinct(np.asarray(y), name, inverse=True)
-        position = {label: i for i, label in enumerate(classes.tolist())}
-        unknown = [v for v in values.tolist() if v not in position]
-        if unknown:
-            raise ValueError(f"{name} holds labels the model does not know: {_few(unknown)} "
-                             f"(its classes_ are {_few(classes.tolist())})")
-        return np.array([position[v] for v in values.tolist()],
-                        dtype=np.int64)[inverse.reshape(-1)]
-
-    def _read_targets(self, y, classes, name):
-        """``y`` as indices when ``classes`` applies to it, else as given."""
-        if classes is None or np.ndim(y) != 1:
-            return y
-        return self._label_indices(y, classes, name)
-
-    def _class_weights(self, y, class_weight):
-        """``(per-row weights of y, {label: weight})`` for ``class_weight`` of ``fit``;
-        ``y`` as the caller gave it (labels or indices)."""
-        if not self.is_classifier:
-            raise ValueError(f"class_weight is for classifiers; this model's loss is "
-                             f"{self.loss!r}")
-        arr = _one_label_per_row(y, "y")
-        values, inverse = _distinct(arr, "y", inverse=True)
-        labels = values.tolist()
-        if isinstance(class_weight, str) and class_weight == "balanced":
-            # scikit-learn's compute_class_weight: n_samples / (n_classes * count)
-            counts = np.bincount(inverse.reshape(-1), minlength=len(labels))
-            table = dict(zip(labels, (arr.shape[0] / (len(labels) * counts)).tolist()))
-        elif isinstance(class_weight, dict):
-            held = set(labels)
-            absent = [k for k in class_weight if k not in held]
-            if absent:
-                raise ValueError(f"class_weight names labels that y does not hold: "
-                                 f"{_few(absent)} (y holds {_few(labels)})")
-            for label, weight in class_weight.items():
-                if (isinstance(weight, bool) or not isinstance(weight, Real)
-                        or not np.isfinite(weight) or weight < 0):
-                    raise ValueError(f"class_weight[{label!r}] must be a finite number >= 0, "
-                                     f"got {weight!r}")
-            table = {k: float(v) for k, v in class_weight.items()}
-        else:
-            raise ValueError("class_weight must be None, 'balanced' or a dict {label: weight}, "
-                             f"got {class_weight!r}")
-        per_label = np.array([table.get(v, 1.0) for v in labels])
-        return per_label[inverse.reshape(-1)], table
-
-    @staticmethod
-    def _weights_of(y, table):
-        """Per-row weights of the labels ``y`` from a class-weight ``table`` (1 for labels it
-        does not name)."""
-        values, inverse = _distinct(_one_label_per_row(y, "y_val"), "y_val", inverse=True)
-        return np.array([table.get(v, 1.0) for v in values.tolist()])[inverse.reshape(-1)]
-
-    def _validation_targets(self, validation_data, classes, table):
-        """``validation_data`` with its labels read through ``classes`` and, given a
-        class-weight ``table``, its rows' class weights (times any weights it carries)."""
-        X_val, y_val, *w_val = validation_data
-        validation_data = (X_val, self._read_targets(y_val, classes, "y_val"), *w_val)
-        if table is None:
-            return validation_data
-        weights = self._weights_of(y_val, table)
-        if w_val and w_val[0] is not None:
-            weights = weights * check_sample_weight(w_val[0], weights.shape[0], self.dtype,
-                                                    "sample_weight_val")
-        return validation_data[:2] + (weights,)
+    # ------------------------------------------------------------------ labels
+    def _read_labels(self, y):
+        """``y`` as indices when it holds labels read through ``classes_``, else as given."""
+        classes, _ = label_classes(self.network, getattr(self, "classes_", None),
+                                   self._predicts_labels, y)
+        return read_targets(y, classes, "y")
 
     # ------------------------------------------------------------------ inference
     def predict_proba(self, X: npt.ArrayLike) -> np.ndarray:
@@ -425,8 +327,7 @@ class MLP:
         means, as scikit-learn's scores with ``sample_weight``.
         """
         X = self.network.check_X(X)
-        classes, _ = self._label_classes(y)
-        Y = self.network.check_targets(self._read_targets(y, classes, "y"), X.shape[0])
+        Y = self.network.check_targets(self._read_labels(y), X.shape[0])
         if sample_weight is not None:
             sample_weight = check_sample_weight(sample_weight, X.shape[0], self.dtype)
         scores = self.network.evaluate(X, Y, sample_weight)
@@ -446,8 +347,7 @@ class MLP:
         ``fit``.
         """
         X = self.network.check_X(X)
-        classes, _ = self._label_classes(y)
-        Y = self.network.check_targets(self._read_targets(y, classes, "y"), X.shape[0])
+        Y = self.network.check_targets(self._read_labels(y), X.shape[0])
         l2 = check_l2(l2)
         norm = None
         if sample_weight is not None:
@@ -570,33 +470,15 @@ class MLP:
             would not fit in the memory available (``fastbp.memory``).
         """
         metrics = check_metrics(self.network, metrics)
-        classes, new_classes = self._label_classes(y, fitting=True)
-        if comm is not None and (sample_weight is not None or class_weight is not None
-                                 or new_classes):
-            raise ValueError("with comm, sample_weight and class_weight are not supported, "
-                             "and the first fit on labels that are not class indices must run "
-                             "in one process (each rank could hold other labels)")
-        y_read = self._read_targets(y, classes, "y")
-        weight_name = "sample_weight"
-        table = None
-        if class_weight is not None:
-            row_weights, table = self._class_weights(y, class_weight)
-            if sample_weight is not None:
-                sample_weight = check_sample_weight(sample_weight, row_weights.shape[0],
-                                                    self.dtype) * row_weights
-                weight_name = "sample_weight × class_weight"
-            else:
-                sample_weight, weight_name = row_weights, "class_weight"
-        if isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3):
-            if comm is not None and len(validation_data) == 3:
-                raise ValueError("with comm, validation_data is a pair (X_val, y_val)")
-            validation_data = self._validation_targets(validation_data, classes, table)
+        targets = fit_targets(self.network, getattr(self, "classes_", None),
+                              self._predicts_labels, y, sample_weight, class_weight,
+                              validation_data, distributed=comm is not None)
         if comm is None:
             coordinator = ALONE
-            plan = plan_fit(self.network, X, y_read, optimizer, epochs, batch_size, shuffle,
-                            validation_data, validation_fraction, patience, restore_best,
-                            callbacks, verbose, n_jobs, strategy, on_divergence,
-                            sample_weight, weight_name)
+            plan = plan_fit(self.network, X, targets.y, optimizer, epochs, batch_size, shuffle,
+                            targets.validation_data, validation_fraction, patience,
+                            restore_best, callbacks, verbose, n_jobs, strategy, on_divergence,
+                            targets.sample_weight, targets.weight_name)
         else:
             if validation_fraction is not None or strategy != "auto" or on_divergence != "warn":
                 raise ValueError("with comm, give validation_data on rank 0 (not "
@@ -605,8 +487,8 @@ class MLP:
             from .distributed import DistributedTrainer
             coordinator = comm if isinstance(comm, DistributedTrainer) else \
                 DistributedTrainer(self, comm)
-            plan = coordinator.plan(self.network, X, y_read, optimizer, epochs, batch_size,
-                                    shuffle, validation_data, patience, restore_best,
+            plan = coordinator.plan(self.network, X, targets.y, optimizer, epochs, batch_size,
+                                    shuffle, targets.validation_data, patience, restore_best,
                                     callbacks, verbose, n_jobs)
         if metrics and not plan.has_validation:
             raise ValueError("metrics are computed on validation data: give validation_data "
@@ -624,13 +506,13 @@ class MLP:
             if weights is not None:
                 if not weights[order[:plan.n_split]].any():
                     raise ValueError(f"the {plan.n_split} rows held out by validation_fraction "
-                                     f"all have weight 0 ({weight_name})")
+                                     f"all have weight 0 ({targets.weight_name})")
                 if not weights[order[plan.n_split:]].any():
                     raise ValueError(f"the training rows left by validation_fraction all "
-                                     f"have weight 0 ({weight_name})")
+                                     f"have weight 0 ({targets.weight_name})")
         # -- from here on the model changes
-        if new_classes:
-            self.classes_, self._predicts_labels = classes, True
+        if targets.new_classes is not None:
+            self.classes_, self._predicts_labels = targets.new_classes, True
         if order is not None:
             self._rng.set_state(twin.get_state())
             held, kept = order[:plan.n_split], order[plan.n_split:]
@@ -663,29 +545,3 @@ class MLP:
                               and interactive()), coordinator)
         return history
 
-
-def _distinct(arr, name, inverse=False):
-    """``np.unique(arr)`` (with the inverse indices if asked); ValueError for labels that
-    cannot be sorted (mixed kinds, None)."""
-    try:
-        return np.unique(arr, return_inverse=inverse)
-    except TypeError as exc:
-        raise ValueError(f"{name} holds labels that cannot be sorted ({exc}): give labels "
-                         "of one kind") from None
-
-
-def _one_label_per_row(y, name):
-    """``y`` as a 1-D array of labels (a single column is one label per row), for
-    ``class_weight``."""
-    arr = np.asarray(y)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise ValueError(f"class_weight needs one class label per sample: {name} has shape "
-                         f"{arr.shape}")
-    return arr
-
-
-def _few(values, n=5):
-    """A short text of a list: its first ``n`` items."""
-    return repr(values[:n])[:-1] + ", ...]" if len(values) > n else repr(list(values))

@@ -226,3 +226,25 @@ def test_each_reader_names_the_bad_cell_and_the_missing_ones(data, engine):
                                        r"\(the first on line 3\)"):
         path.write_text("a,b,c,y\n1,2,3,x\n4,5\n7,8,9,x\n")  # a short row: its cells missing
         read_table(path, engine=engine)
+
+
+def test_the_readme_shell_example_runs_on_a_wine_file(tmp_path, capsys, monkeypatch):
+    """The README's two commands, as written, on scikit-learn's wine data written by pandas
+    (its index column included)."""
+    from sklearn.datasets import load_wine
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("From the shell")[1].split("```bash")[1].split("```")[0]
+    commands = [line.split("#")[0].split() for line in block.strip().splitlines()]
+    assert [c[:2] for c in commands] == [["fastbp", "train"], ["fastbp", "predict"]]
+    wine = load_wine(as_frame=True).frame
+    wine["target"] = np.array(["barolo", "grignolino", "barbera"])[wine["target"]]
+    wine.to_csv(tmp_path / "wine.csv")
+    wine.drop(columns="target").head(7).to_csv(tmp_path / "new_wines.csv")
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run(capsys, *commands[0][1:])
+    assert status == 0, err
+    assert len(pd.read_csv(tmp_path / "epochs.csv")) == 30
+    status, stdout, _ = run(capsys, *commands[1][1:])
+    assert status == 0 and stdout.split()[0] == "prediction"
+    assert set(stdout.split()[1:]) <= {"barolo", "grignolino", "barbera"}
+    assert len(stdout.split()) == 8

@@ -14,7 +14,10 @@ case after the other in each round:
     program that trains on the file holds.
 ``fastbp (pandas)``
     ``fastbp.cli.table.read_table(path)``, as ``fastbp train`` reads a CSV when
-    pandas is installed: the features as float64, the labels as text.
+    pandas is installed: the features as float64, the labels as text (the whole
+    file at once when four times its size fits in the memory available, as here).
+``fastbp (pandas, chunks)``
+    The same in chunks of rows, as when the memory is short.
 ``fastbp (fallback)``
     The same without pandas (``engine="python"``, the ``csv`` module).
 
@@ -41,6 +44,8 @@ CASES = {
                                  "X = df.drop(columns='label').to_numpy(np.float64)"),
     "fastbp (pandas)": ("from fastbp.cli.table import read_table; import pandas",
                         "read_table(path, engine='pandas')"),
+    "fastbp (pandas, chunks)": ("from fastbp.cli.table import read_table; import pandas",
+                                "read_table(path, engine='pandas-chunks')"),
     "fastbp (fallback)": ("from fastbp.cli.table import read_table",
                           "read_table(path, engine='python')"),
 }
@@ -120,7 +125,7 @@ def main(argv=None):
                          "runs": runs}
         print(f"{name:<26}{seconds:>9.2f}{peak:>10.0f}{peak - base:>16.0f}{base:>10.0f}")
     ref = summary["pandas.read_csv"]
-    for name in ("fastbp (pandas)", "fastbp (fallback)"):
+    for name in ("fastbp (pandas)", "fastbp (pandas, chunks)", "fastbp (fallback)"):
         s = summary[name]
         print(f"{name}: {s['seconds'] / ref['seconds']:.2f}x pandas.read_csv's time, "
               f"{(s['peak_mib'] - s['baseline_mib']) / (ref['peak_mib'] - ref['baseline_mib']):.2f}"

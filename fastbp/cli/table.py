@@ -19,6 +19,7 @@ Problems are :class:`~fastbp.cli.errors.CLIError`, naming the file, the column
 and the line.
 """
 import csv
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -90,8 +91,11 @@ def read_table(path, target=None, columns=None, need_target=True, delimiter=None
         A CSV's field delimiter and decimal mark; None: found from the file.
     dropna : bool
         Drop the rows with a missing cell in a column used, instead of refusing them.
-    engine : {'pandas', 'python'} or None
-        The CSV reader (None: pandas when installed).
+    engine : {'pandas', 'pandas-chunks', 'python'} or None
+        The CSV reader (None: pandas when installed). ``'pandas'`` parses the whole
+        file at once (pandas then uses several threads) when four times the file
+        fits in the memory available, else in chunks (``'pandas-chunks'``: about
+        the features array's memory, one thread).
     """
     suffix = path.suffix.lower()
     if suffix in PARQUET_SUFFIXES:
@@ -205,8 +209,10 @@ def _csv(path, delimiter, decimal, engine):
 
     def read(features, target):
         positions = {name: i + skip_first for i, name in enumerate(names)}
-        rows = _count_lines(path)
-        reader = _read_pandas if engine == "pandas" else _read_python
+        rows = functools.partial(_count_lines, path)  # counted when a reader needs it
+        whole = engine == "pandas" and _fits_whole(path)
+        reader = (_read_python if engine == "python" else
+                  functools.partial(_read_pandas, whole=whole))
         try:
             return reader(path, delimiter, decimal, n_fields, rows,
                           [positions[f] for f in features], features,
@@ -273,30 +279,43 @@ def _not_a_number(path, line, name, value):
                     "(features must be numeric)")
 
 
+def _fits_whole(path):
+    """Whether pandas may parse the file at once: four times its size (its text, the data
+    frame, the features array) fits in the memory available."""
+    from ..memory import available_bytes
+    available = available_bytes()
+    return available is not None and 4 * path.stat().st_size < available
+
+
 def _read_pandas(path, delimiter, decimal, n_fields, rows, feature_pos, features, target_pos,
-                 target):
+                 target, whole):
     import pandas as pd
-    fill = _Filler(rows, features, target_pos is not None)
     try:
         # columns named by position: the header was read already, and a name pandas
         # would change (a blank one, spaces) cannot miss; every column parsed (usecols
         # would hide a row with too many fields); the target as Python text
-        chunks = pd.read_csv(path, sep=delimiter, decimal=decimal, encoding="utf-8-sig",
+        parsed = pd.read_csv(path, sep=delimiter, decimal=decimal, encoding="utf-8-sig",
                              header=None, skiprows=1, names=list(range(n_fields)),
                              na_values=sorted(NA_TEXT), keep_default_na=False,
                              dtype=None if target_pos is None else {target_pos: object},
-                             chunksize=_CHUNK_ROWS, on_bad_lines="error")
+                             chunksize=None if whole else _CHUNK_ROWS, on_bad_lines="error")
+        # a whole frame is copied out in slices of rows, as chunks are: never a second
+        # copy of it, and one pass over the features array
+        chunks = ((parsed.iloc[i:i + _CHUNK_ROWS] for i in range(0, len(parsed), _CHUNK_ROWS))
+                  if whole else parsed)
+        fill = _Filler(len(parsed) if whole else rows(), features, target_pos is not None)
         start = 0
         for chunk in chunks:
             X, missing = fill.rows(len(chunk))
             numbers = [chunk[pos].dtype.kind in "fiub" for pos in feature_pos]
-            if all(numbers):  # parsed as numbers, NaN where missing: in one copy
+            bulk = all(numbers)  # parsed as numbers, NaN where missing: in one copy
+            if bulk:
                 X[:] = chunk[feature_pos].to_numpy(dtype=np.float64)
                 missing[:, :len(features)] = np.isnan(X)
             for j, (pos, name) in enumerate(zip(feature_pos, features)):
                 column = chunk[pos]
                 if numbers[j]:
-                    if not all(numbers):
+                    if not bulk:
                         X[:, j] = column.to_numpy(dtype=np.float64)
                         # assigned, not out=: NumPy 2.4's isnan into a strided bool view
                         # left most of it unwritten
@@ -332,7 +351,7 @@ def _parser_message(exc, n_fields):
 
 def _read_python(path, delimiter, decimal, n_fields, rows, feature_pos, features, target_pos,
                  target):
-    fill = _Filler(rows, features, target_pos is not None)
+    fill = _Filler(rows(), features, target_pos is not None)
     X = missing = None  # the chunk being filled
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f, delimiter=delimiter)

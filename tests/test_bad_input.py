@@ -18,10 +18,7 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Callable, NamedTuple
@@ -668,9 +665,37 @@ def cli_argv(case, d, model_path):
     return ["train", path, "--hidden", "4", "--epochs", "2", "--out", out, *case.cli]
 
 
+def run_command(argv):
+    """``fastbp ARGV`` in this process, as the console script runs it: its status, its
+    output, and any exception's traceback on its stderr (which the cells refuse)."""
+    import contextlib
+    import io
+    import traceback
+    from fastbp.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    notice = os.environ.get("FASTBP_COMPILE_NOTICE")
+    os.environ["FASTBP_COMPILE_NOTICE"] = "0"  # a cell's stderr is its error line alone
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse's own exit
+            status = exc.code
+        except Exception:
+            traceback.print_exc()
+            status = 1
+        finally:
+            if notice is None:
+                del os.environ["FASTBP_COMPILE_NOTICE"]
+            else:
+                os.environ["FASTBP_COMPILE_NOTICE"] = notice
+    return SimpleNamespace(returncode=status, stdout=out.getvalue(), stderr=err.getvalue())
+
+
 @pytest.fixture(scope="module")
 def cli_runs(request, tmp_path_factory):
-    """Every selected command-line case, one subprocess each, run side by side."""
+    """Every selected command-line case, run in this process (a subprocess each cost 12 s
+    of the test run; the console script is main() and an exit; tests/test_cli.py runs
+    it in subprocesses)."""
     names = [item.callspec.params["name"] for item in request.session.items
              if getattr(item, "originalname", None) == "test_command_line"]
     root = tmp_path_factory.mktemp("cli")
@@ -680,11 +705,7 @@ def cli_runs(request, tmp_path_factory):
         (root / name).mkdir()
         argvs[name] = cli_argv(CASES[name], root / name, root / "model.fastbp")
 
-    def run(name):
-        return subprocess.run([sys.executable, "-m", "fastbp", *map(str, argvs[name])],
-                              capture_output=True, text=True, timeout=300)
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
-        results = dict(zip(names, pool.map(run, names)))
+    results = {name: run_command(argvs[name]) for name in names}
     return SimpleNamespace(results=results, argvs=argvs, model=model)
 
 

@@ -155,8 +155,19 @@ def test_a_cold_compile_says_so_once_from_the_command_line_and_a_warm_one_is_sil
     assert "(softplus → softmax, cross_entropy)" in line and "once per machine" in line
     warm = run_fresh(None, tmp_path / "a", args=CLI_NOTICE)
     assert warm.returncode == 0 and "compiling" not in warm.stderr, warm.stderr
-    quiet = run_fresh(None, tmp_path / "b", args=CLI_NOTICE, FASTBP_COMPILE_NOTICE="0")
-    assert quiet.returncode == 0 and "compiling" not in quiet.stderr, quiet.stderr
+
+
+def test_the_command_line_notice_is_silenced_by_its_variable(monkeypatch):
+    import logging
+    from fastbp.cli import show_library_messages
+    compile_log = logging.getLogger("fastbp.compile")
+    monkeypatch.setattr(compile_log, "level", compile_log.level)  # put back afterwards
+    monkeypatch.setenv("FASTBP_COMPILE_NOTICE", "0")
+    show_library_messages()
+    assert not compile_log.isEnabledFor(logging.INFO)
+    monkeypatch.delenv("FASTBP_COMPILE_NOTICE")
+    show_library_messages()
+    assert compile_log.isEnabledFor(logging.INFO)
 
 
 def test_the_library_logs_the_notice_and_is_silent_unless_logging_is_configured(tmp_path):

@@ -152,7 +152,7 @@ def validation_targets(validation_data: typing.Sequence[typing.Any],
     weights = class_weights_of(y_val, table)
     if w_val and w_val[0] is not None:
         weights = weights * check_sample_weight(w_val[0], weights.shape[0], dtype,
-                                                "sample_weight_val")
+                                                "sample_weight_val", against="y_val")
     return read[:2] + (weights,)
 
 
@@ -190,7 +190,7 @@ def fit_targets(network: Network, known_classes: typing.Any, predicts_labels: bo
         row_weights, table = class_weights(network, y, class_weight)
         if sample_weight is not None:
             sample_weight = check_sample_weight(sample_weight, row_weights.shape[0],
-                                                network.dtype) * row_weights
+                                                network.dtype, against="y") * row_weights
             weight_name = "sample_weight × class_weight"
         else:
             sample_weight, weight_name = row_weights, "class_weight"

@@ -54,12 +54,15 @@ def check_seed(seed):
     return seed
 
 
-def check_sample_weight(sample_weight, n_samples, dtype, name="sample_weight") -> np.ndarray:
+def check_sample_weight(sample_weight, n_samples, dtype, name="sample_weight",
+                        against="X") -> np.ndarray:
     """``sample_weight`` as a C-contiguous ``(n_samples,)`` array of ``dtype``: finite,
-    >= 0 and not zero everywhere (a weighted mean needs a positive total)."""
+    >= 0 and not zero everywhere (a weighted mean needs a positive total); ``against``
+    names the array ``n_samples`` was counted in, for the message."""
     w = check_array(sample_weight, name, dtype, ndim=1)
     if w.shape[0] != n_samples:
-        raise ValueError(f"{name} has {w.shape[0]} values, X has {n_samples} samples")
+        raise ValueError(f"{name} has {w.shape[0]} values, {against} has {n_samples} "
+                         "samples")
     if w.min() < 0:
         raise ValueError(f"{name} holds negative values (the smallest is {w.min():.6g}); "
                          "weights must be >= 0")

@@ -148,7 +148,8 @@ def snapshot(model):
 @pytest.mark.parametrize("kwargs, message", [
     (dict(sample_weight=-np.ones(60)), "negative"),
     (dict(sample_weight=np.r_[np.ones(59), np.nan]), "NaN"),
-    (dict(sample_weight=np.ones(59)), "59 values"),
+    (dict(sample_weight=np.ones(59)), "59 values, X has 60 samples"),
+    (dict(sample_weight=np.ones(59), class_weight="balanced"), "59 values, y has 60 samples"),
     (dict(sample_weight=np.zeros(60)), "zero everywhere"),
     (dict(class_weight={0: 1.0, 7: 2.0}), "7"),
     (dict(class_weight={0: -1.0}), "class_weight"),

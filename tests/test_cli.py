@@ -132,7 +132,8 @@ def test_version_and_every_option_documented_with_its_default():
             if action.option_strings and action.dest != "help":
                 assert action.help, f"{name} {action.option_strings[0]} has no help"
     text = ok("train", "--help")
-    for shown in ("(default: 20)", "(default: adam)", "(default: 0.001)", "(default: 128)"):
+    for shown in ("(default: 20)", "(default: adam)", "(default: 0.001)", "(default: 128)",
+                  "(default: 0)"):
         assert shown in text.replace("\n", " ").replace("  ", " ") or shown in text, shown
 
 

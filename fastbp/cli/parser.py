@@ -25,7 +25,9 @@ class _Help(argparse.HelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if action.default not in (None, False, argparse.SUPPRESS) and action.option_strings:
+        # by identity: 0 == False, and --seed's default 0 is worth showing
+        shown = not any(action.default is v for v in (None, False, argparse.SUPPRESS))
+        if shown and action.option_strings:
             text += f" (default: {action.default})"
         return text
 

@@ -24,7 +24,7 @@ case after the other in each round:
 Each figure is the median over ``--repeats`` rounds of the wall time of the
 load alone (the imports before it excluded) and of the process's peak resident
 memory (``ru_maxrss`` from ``os.wait4``) above what the process held after its
-imports (``baseline``, printed too).
+imports (``baseline``, its resident memory then, printed too; Linux's ``/proc``).
 """
 import argparse
 import json
@@ -56,7 +56,8 @@ from pathlib import Path
 import numpy as np
 {imports}
 path = Path(sys.argv[1])
-baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# what the process holds now (its peak so far may be higher: the imports' temporaries)
+baseline = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 start = time.perf_counter()
 {load}
 seconds = time.perf_counter() - start

@@ -251,3 +251,31 @@ def test_the_readme_shell_example_runs_on_a_wine_file(tmp_path, capsys, monkeypa
     assert status == 0 and stdout.split()[0] == "prediction"
     assert set(stdout.split()[1:]) <= {"barolo", "grignolino", "barbera"}
     assert len(stdout.split()) == 8
+
+
+EDGE_FILES = {  # each read alike by every reader (the fallback's fast path or its cells)
+    "spaces": "a,b,y\n1, 2, red\n3,4 ,white\n5,6,red\n",
+    "quoted label with the delimiter": 'a,b,y\n1,2,"red, dark"\n3,4,"white"\n5,6,red\n',
+    "quoted numbers": 'a,b,y\n"1",2,red\n3,"4",white\n',
+    "blank line": "a,b,y\n1,2,red\n\n3,4,white\n5,6,red\n",
+    "NA label": "a,b,y\n1,2,NA\n3,4,white\n5,6,red\n",
+    "infinity and booleans": "a,b,y\n1,inf,red\n3,True,white\n5,False,red\n",
+    "CRLF, no last line break": "a,b,y\r\n1,2,red\r\n3,4,white",
+    "a long row": "a,b,y\n1,2,red\n3,4,white,9\n",
+    "a short row": "a,b,y\n1,2,red\n3,4\n",
+}
+
+
+@pytest.mark.parametrize("name", EDGE_FILES)
+def test_every_reader_reads_edge_cases_alike(tmp_path, name):
+    from fastbp.cli.errors import CLIError
+    path = tmp_path / "edge.csv"
+    path.write_bytes(EDGE_FILES[name].encode())
+    results = []
+    for engine in ENGINES:
+        try:
+            t = read_table(path, engine=engine, dropna=True)
+            results.append((t.X.tolist(), t.y.tolist(), t.notes))
+        except CLIError as exc:
+            results.append(str(exc))
+    assert all(r == results[0] for r in results), results

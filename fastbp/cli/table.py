@@ -1,11 +1,12 @@
 """Reading the data table of a command: a CSV file or, with pyarrow, a Parquet file
 (:func:`read_table`), with what real files contain.
 
-- A CSV is parsed by pandas when it is installed (the ``data`` extra), else by a
-  streaming reader on the ``csv`` module; both read the same cells as numbers,
-  the same cells as missing (``NA_TEXT``, pandas' defaults) and give the same
-  arrays. The features go straight into one preallocated float64 array, chunk by
-  chunk, so the file is never held as text or as a data frame.
+- A CSV is parsed by pandas when it is installed (the ``data`` extra): the whole
+  file at once when four times it fits in memory, else in chunks of rows. Without
+  pandas, NumPy's ``loadtxt`` reads a file whose feature cells are all numbers and
+  a streaming reader on the ``csv`` module any other. All read the same cells as
+  numbers, the same cells as missing (``NA_TEXT``, pandas' defaults) and give the
+  same arrays; the features go into one float64 array allocated once.
 - A UTF-8 byte order mark is skipped; the delimiter is ``--delimiter`` or the one
   (of ``,`` ``;`` tab ``|``) that splits the header and the first rows into the
   same number of fields; decimal commas (``1,5``) are read when the delimiter is
@@ -21,6 +22,7 @@ and the line.
 import csv
 import functools
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -321,7 +323,9 @@ def _read_pandas(path, delimiter, decimal, n_fields, rows, feature_pos, features
                         # left most of it unwritten
                         missing[:, j] = np.isnan(X[:, j])
                     continue
+                # text: decimal commas and booleans read as the fallback reads them
                 text = column.str.replace(",", ".") if decimal == "," else column
+                text = text.map(lambda v: _BOOLEANS.get(v, v))
                 values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64,
                                                                         na_value=np.nan)
                 missing[:, j] = column.isna().to_numpy()
@@ -349,8 +353,53 @@ def _parser_message(exc, n_fields):
     return f"cannot be read as CSV ({exc})"
 
 
+def _count_bytes(path, text):
+    """How many times ``text`` occurs in the file (a delimiter inside quotes included)."""
+    pattern, count = text.encode(), 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            # a delimiter of several bytes split by two blocks goes uncounted: the count
+            # then differs, and the cell-by-cell reader reads the file (as correctly)
+            count += block.count(pattern)
+    return count
+
+
+def _read_loadtxt(path, delimiter, decimal, n_fields, feature_pos, target_pos, target):
+    """The fallback's fast path: NumPy's C reader (``np.loadtxt``), about 3x faster than
+    the ``csv`` module, for files it reads as the cell-by-cell reader would: decimal
+    points, every feature cell a number. None otherwise (a blank or text cell, a ragged
+    row), and the cell-by-cell reader then reads the file and names what it met."""
+    if decimal != ".":
+        return None
+    options = dict(delimiter=delimiter, skiprows=1, encoding="utf-8-sig", comments=None,
+                   quotechar='"')
+    try:
+        with warnings.catch_warnings():  # blank lines: skipped, as both readers skip them
+            warnings.simplefilter("ignore", UserWarning)
+            X = np.loadtxt(path, usecols=feature_pos, dtype=np.float64, ndmin=2, **options)
+            y = (np.loadtxt(path, usecols=[target_pos], dtype=str, ndmin=1, **options)
+                 if target_pos is not None else None)
+    except ValueError:
+        return None
+    # "nan", "NA" and the like are missing cells, which the cell-by-cell reader counts;
+    # loadtxt does not see a row with more fields than the columns it reads
+    if (np.isnan(X).any() or (y is not None and y.shape[0] != X.shape[0])
+            or _count_bytes(path, delimiter) != (n_fields - 1) * (X.shape[0] + 1)):
+        return None
+    counts, missing = {}, np.zeros(X.shape[0], dtype=bool)
+    if y is not None:
+        missing = np.isin(y, sorted(NA_TEXT))
+        if missing.any():
+            counts[target] = int(missing.sum())
+        y = np.where(missing, "", y)
+    return X, y, missing, counts
+
+
 def _read_python(path, delimiter, decimal, n_fields, rows, feature_pos, features, target_pos,
                  target):
+    fast = _read_loadtxt(path, delimiter, decimal, n_fields, feature_pos, target_pos, target)
+    if fast is not None:
+        return fast
     fill = _Filler(rows(), features, target_pos is not None)
     X = missing = None  # the chunk being filled
     with open(path, encoding="utf-8-sig", newline="") as f:

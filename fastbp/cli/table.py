@@ -224,14 +224,24 @@ def _csv(path, delimiter, decimal, engine):
     return names, notes, read
 
 
-def _count_lines(path):
-    """An upper bound of the data rows: the file's line breaks (the header's included)."""
-    count, last = 0, b"\n"
+def _count_bytes(path, text):
+    """How many times ``text`` occurs in the file (inside quotes too)."""
+    pattern, count = text.encode(), 0
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 24), b""):
-            count += block.count(b"\n")
-            last = block[-1:]
-    return count + (last != b"\n")
+            # a delimiter of several bytes split by two blocks goes uncounted: the count
+            # then differs, and the cell-by-cell reader reads the file (as correctly)
+            count += block.count(pattern)
+    return count
+
+
+def _count_lines(path):
+    """An upper bound of the data rows: the file's line breaks (the header's included),
+    one more when the last line has none."""
+    with open(path, "rb") as f:
+        f.seek(-1, 2)
+        unterminated = f.read(1) != b"\n"
+    return _count_bytes(path, "\n") + unterminated
 
 
 class _Filler:
@@ -351,17 +361,6 @@ def _parser_message(exc, n_fields):
     if found:
         return f"line {found.group(2)} has {found.group(3)} fields, the header has {n_fields}"
     return f"cannot be read as CSV ({exc})"
-
-
-def _count_bytes(path, text):
-    """How many times ``text`` occurs in the file (a delimiter inside quotes included)."""
-    pattern, count = text.encode(), 0
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 24), b""):
-            # a delimiter of several bytes split by two blocks goes uncounted: the count
-            # then differs, and the cell-by-cell reader reads the file (as correctly)
-            count += block.count(pattern)
-    return count
 
 
 def _read_loadtxt(path, delimiter, decimal, n_fields, feature_pos, target_pos, target):
